@@ -1,0 +1,31 @@
+# make demo: train a small model on the bundled dump and print where its report is.
+# make test: run the test suite.
+# Both create .venv on first use. TORCH selects the torch build: the default
+# pins a version; on a GPU machine use e.g. `make demo TORCH=torch`.
+
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv clean-data
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	LUIGI_CONFIG_PATH=configs/quickstart.cfg $(BIN)/luigi --module tasks TrainWikiModel --lang en --local-scheduler
+	@echo "Report:"
+	@LUIGI_CONFIG_PATH=configs/quickstart.cfg $(BIN)/python -m tasks report-path --lang en
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean-data:
+	rm -rf data

@@ -1,0 +1,287 @@
+"""Find a complete Wikipedia dump on a mirror and copy it, verified, into the data root.
+
+A mirror is any base location laid out like https://dumps.wikimedia.org:
+
+    {base}/{wiki}/                          one folder per dump date (YYYYMMDD)
+    {base}/{wiki}/{date}/dumpstatus.json    the state of every job of that run
+    {base}/{wiki}/{date}/{file}             the files that the jobs published
+
+The base may be an http(s) URL, a file:// URL or a plain local folder; all
+reads go through smart_open. The pipeline reads the `articlesmultistreamdump`
+job: the latest revision of every page in bzip2 streams of 100 pages, with an
+index. A split wiki (English has 27 parts) lists several file pairs there;
+every one of them is taken from the file list, never from a fixed table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Optional
+
+import requests
+import smart_open
+
+from pipeline import __version__
+from pipeline.storage import atomic_path
+
+log = logging.getLogger(__name__)
+
+MULTISTREAM_JOB = "articlesmultistreamdump"
+PROJECT_URL = "https://github.com/wikichar/wikichar"
+DATE_PATTERN = re.compile(r"^\d{8}$")
+LANGUAGE_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+CHUNK_SIZE = 1 << 20
+
+Progress = Callable[[str, Optional[float]], None]
+
+
+class DumpError(RuntimeError):
+    """A dump cannot be found, read or verified."""
+
+
+class DumpNotReady(DumpError):
+    """A dump run exists but its multistream job is not complete."""
+
+
+def wiki_name(language: str) -> str:
+    """Return the database name of a Wikipedia language edition: "en" -> "enwiki".
+
+    Wikimedia writes a hyphen in a language code as an underscore, so
+    "zh-yue" becomes "zh_yuewiki".
+    """
+    if not LANGUAGE_PATTERN.match(language):
+        raise ValueError(
+            f"Invalid language code {language!r}: expected a Wikipedia language code "
+            "such as 'en', 'de' or 'zh-yue'."
+        )
+    return language.replace("-", "_") + "wiki"
+
+
+def check_date(date: str) -> str:
+    """Return `date` if it is a dump date in the YYYYMMDD form, else raise ValueError."""
+    if not DATE_PATTERN.match(date):
+        raise ValueError(f"Invalid dump date {date!r}: expected YYYYMMDD (for example 20160501) or 'latest'.")
+    return date
+
+
+def user_agent(contact: str = "") -> str:
+    """Return the User-Agent header sent to mirrors.
+
+    Wikimedia blocks generic User-Agents on its dump server, and its policy asks
+    for a client name, a version and a way to reach the operator.
+    """
+    contact_part = f"; {contact}" if contact else ""
+    return f"wikichar/{__version__} ({PROJECT_URL}{contact_part}) python-requests/{requests.__version__}"
+
+
+@dataclass(frozen=True)
+class DumpFile:
+    """One published file of a dump job, as listed in dumpstatus.json."""
+
+    name: str
+    size: int
+    sha1: str
+    md5: str = ""
+
+    @property
+    def is_index(self) -> bool:
+        return "-index" in self.name
+
+
+class Mirror:
+    """Read access to a mirror of Wikimedia's dump tree.
+
+    `base` is an http(s) or file:// URL, or a local folder path.
+    """
+
+    def __init__(self, base: str, contact: str = "", timeout: float = 60.0):
+        if not base:
+            raise ValueError("The mirror is empty: set it to a URL such as https://dumps.wikimedia.org or a local folder.")
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self.headers = {"User-Agent": user_agent(contact), "Accept-Encoding": "identity"}
+        parsed = urllib.parse.urlparse(self.base)
+        self.is_http = parsed.scheme in ("http", "https")
+        if parsed.scheme == "file":
+            self.local_root: Optional[Path] = Path(urllib.parse.unquote(parsed.path))
+        elif parsed.scheme == "":
+            self.local_root = Path(self.base).expanduser()
+        else:
+            self.local_root = None
+
+    def __repr__(self) -> str:
+        return f"Mirror({self.base!r})"
+
+    def location(self, *parts: str) -> str:
+        """Return the URL or path of `parts` below the mirror's base."""
+        if self.local_root is not None:
+            return str(self.local_root.joinpath(*parts))
+        return "/".join([self.base, *(urllib.parse.quote(part) for part in parts)])
+
+    def open(self, *parts: str) -> IO[bytes]:
+        """Open a file of the mirror for binary reading."""
+        location = self.location(*parts)
+        if self.local_root is not None:
+            return open(location, "rb")
+        transport_params = {"headers": self.headers, "timeout": self.timeout} if self.is_http else None
+        return smart_open.open(location, "rb", compression="disable", transport_params=transport_params)
+
+    def list_dates(self, wiki: str) -> list[str]:
+        """Return the dump dates that the mirror lists for `wiki`, newest first."""
+        if self.local_root is not None:
+            folder = self.local_root / wiki
+            if not folder.is_dir():
+                raise DumpError(f"Wiki folder not found on the mirror: {folder}. Check the mirror and the language.")
+            names = [entry.name for entry in folder.iterdir() if entry.is_dir()]
+        elif self.is_http:
+            url = self.location(wiki) + "/"
+            try:
+                response = requests.get(url, headers=self.headers, timeout=self.timeout)
+                response.raise_for_status()
+            except requests.RequestException as error:
+                raise DumpError(f"Failed to list dump dates at {url}: {error}") from error
+            # Both nginx's autoindex and Python's http.server list folders as <a href="20160501/">.
+            names = re.findall(r'href="(\d{8})/?"', response.text)
+        else:
+            raise DumpError(
+                f"Cannot list dump dates on {self.base}: listing works for http(s) URLs and local folders. "
+                "Pass a concrete --date instead of 'latest'."
+            )
+        return sorted({name for name in names if DATE_PATTERN.match(name)}, reverse=True)
+
+    def read_status(self, wiki: str, date: str) -> dict:
+        """Return the parsed dumpstatus.json of one dump run."""
+        location = self.location(wiki, date, "dumpstatus.json")
+        try:
+            with self.open(wiki, date, "dumpstatus.json") as stream:
+                return json.load(stream)
+        except (OSError, requests.RequestException) as error:
+            raise DumpError(f"Failed to read {location}: {error}") from error
+        except ValueError as error:
+            raise DumpError(f"Invalid JSON in {location}: {error}") from error
+
+
+def multistream_files(status: dict, wiki: str, date: str) -> list[DumpFile]:
+    """Return the files of the multistream job of a run, or raise DumpNotReady.
+
+    The job must be `done` and every file must be published with its url,
+    size and sha1. File names must belong to this wiki and date and may not
+    contain path separators, so a tampered status file cannot write outside
+    the data root.
+    """
+    job = status.get("jobs", {}).get(MULTISTREAM_JOB)
+    if not isinstance(job, dict):
+        raise DumpNotReady(f"{wiki} {date}: dumpstatus.json has no {MULTISTREAM_JOB} job")
+    if job.get("status") != "done":
+        raise DumpNotReady(f"{wiki} {date}: job {MULTISTREAM_JOB} is {job.get('status')!r}, not 'done'")
+    files = job.get("files")
+    if not isinstance(files, dict) or not files:
+        raise DumpNotReady(f"{wiki} {date}: job {MULTISTREAM_JOB} lists no files")
+
+    name_pattern = re.compile(rf"^{re.escape(wiki)}-{date}-pages-articles-multistream[A-Za-z0-9.\-]*\.bz2$")
+    result = []
+    for name, entry in sorted(files.items()):
+        if not name_pattern.match(name) or ".." in name:
+            raise DumpError(f"{wiki} {date}: unexpected file name {name!r} in dumpstatus.json; refusing to download it")
+        missing = [key for key in ("url", "size", "sha1") if not entry.get(key)]
+        if missing:
+            raise DumpNotReady(f"{wiki} {date}: file {name} is not published yet (missing {', '.join(missing)})")
+        expected_url = f"/{wiki}/{date}/{name}"
+        if entry["url"] != expected_url:
+            raise DumpError(f"{wiki} {date}: file {name} has url {entry['url']!r}, expected {expected_url!r}")
+        result.append(DumpFile(name=name, size=int(entry["size"]), sha1=entry["sha1"].lower(), md5=entry.get("md5", "")))
+
+    if not any(file.is_index for file in result) or all(file.is_index for file in result):
+        raise DumpNotReady(f"{wiki} {date}: job {MULTISTREAM_JOB} must list both dump files and index files")
+    return result
+
+
+def resolve_latest_date(mirror: Mirror, wiki: str) -> str:
+    """Return the newest date whose multistream job is done with every file published.
+
+    Runs that are in progress, failed or unreadable are skipped with a log
+    line saying why. Wikimedia's `latest/` folder is never used, because its
+    links can point at files of different runs.
+    """
+    dates = mirror.list_dates(wiki)
+    for date in dates:
+        try:
+            multistream_files(mirror.read_status(wiki, date), wiki, date)
+        except DumpError as error:
+            log.info("Skipping dump %s %s: %s", wiki, date, error)
+            continue
+        log.info("Newest complete dump of %s on %s: %s", wiki, mirror.base, date)
+        return date
+    raise DumpError(
+        f"No complete dump of {wiki} on {mirror.base} (looked at {len(dates)} dates). "
+        "Check the language and the mirror, or pass --date for a known run."
+    )
+
+
+def download_file(
+    mirror: Mirror,
+    wiki: str,
+    date: str,
+    dump_file: DumpFile,
+    destination: Path,
+    on_progress: Optional[Progress] = None,
+    report_every: float = 5.0,
+) -> Path:
+    """Copy one dump file to `destination`, verified against its size and sha1.
+
+    The file appears at `destination` only when both match; on a mismatch the
+    partial copy is deleted and DumpError names the file and both values.
+    """
+    source = mirror.location(wiki, date, dump_file.name)
+    digest = hashlib.sha1()
+    copied = 0
+    started = last_report = time.monotonic()
+
+    log.info("Downloading %s (%.1f MB) from %s", dump_file.name, dump_file.size / 1e6, source)
+    try:
+        with mirror.open(wiki, date, dump_file.name) as remote, atomic_path(destination) as temporary:
+            with open(temporary, "wb") as local:
+                while chunk := remote.read(CHUNK_SIZE):
+                    local.write(chunk)
+                    digest.update(chunk)
+                    copied += len(chunk)
+                    now = time.monotonic()
+                    if now - last_report >= report_every:
+                        last_report = now
+                        _report_download(dump_file, copied, now - started, on_progress)
+            _verify(dump_file, source, copied, digest.hexdigest())
+    except (OSError, requests.RequestException) as error:
+        raise DumpError(f"Failed to download {source}: {error}") from error
+
+    elapsed = max(time.monotonic() - started, 1e-9)
+    log.info("Downloaded %s: %.1f MB in %.1f s (%.1f MB/s), sha1 verified", dump_file.name, copied / 1e6, elapsed, copied / 1e6 / elapsed)
+    return destination
+
+
+def _verify(dump_file: DumpFile, source: str, size: int, sha1: str) -> None:
+    if size != dump_file.size:
+        raise DumpError(
+            f"Size mismatch for {source}: dumpstatus.json says {dump_file.size} bytes, downloaded {size}. "
+            "The partial file was deleted; run again to retry."
+        )
+    if sha1 != dump_file.sha1:
+        raise DumpError(
+            f"sha1 mismatch for {source}: dumpstatus.json says {dump_file.sha1}, downloaded file has {sha1}. "
+            "The file was deleted; if this repeats, the mirror holds a corrupt copy: try another mirror."
+        )
+
+
+def _report_download(dump_file: DumpFile, copied: int, elapsed: float, on_progress: Optional[Progress]) -> None:
+    rate = copied / max(elapsed, 1e-9)
+    remaining = (dump_file.size - copied) / rate if rate else float("inf")
+    message = f"{dump_file.name}: {copied / 1e6:.1f}/{dump_file.size / 1e6:.1f} MB, {rate / 1e6:.1f} MB/s, ETA {remaining:.0f} s"
+    log.info("Downloading %s", message)
+    if on_progress:
+        on_progress(message, copied / dump_file.size if dump_file.size else None)

@@ -1,0 +1,124 @@
+"""Write the final report of a build: report.html, report.md, metrics.json and loss.png.
+
+Everything that comes from the dump or the model (titles, samples, skip
+reasons) is HTML-escaped in report.html, and the loss curve is embedded in
+it, so the page is one self-contained file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+METRICS = "metrics.json"
+LOSS_CURVE = "loss.png"
+
+
+def plot_loss_curve(history: list[dict[str, Any]], unigram_bpc: float) -> bytes:
+    """Return a PNG of training and validation bits per character against the unigram baseline."""
+    steps = [point["step"] for point in history]
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=110)
+    train_points = [(point["step"], point["train_bpc"]) for point in history if point.get("train_bpc") is not None]
+    if train_points:
+        axes.plot(*zip(*train_points), marker=".", label="training")
+    axes.plot(steps, [point["validation_bpc"] for point in history], marker="o", label="validation")
+    axes.axhline(unigram_bpc, color="grey", linestyle="--", label=f"unigram baseline ({unigram_bpc:.2f})")
+    axes.set_xlabel("step")
+    axes.set_ylabel("bits per character")
+    axes.set_title("Loss curve")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return the summary table as (label, value) pairs of plain text."""
+    skipped = ", ".join(f"{reason}: {count}" for reason, count in {**metrics["skipped"], **metrics["failed"]}.items()) or "none"
+    return [
+        ("Wiki and dump date", f"{metrics['wiki']} {metrics['date']}"),
+        ("Articles (train / validation / test)", f"{metrics['articles']['train']} / {metrics['articles']['validation']} / {metrics['articles']['test']}"),
+        ("Characters (train / validation / test)", f"{metrics['characters']['train']:,} / {metrics['characters']['validation']:,} / {metrics['characters']['test']:,}"),
+        ("Pages read", f"{metrics['pages']:,}"),
+        ("Pages skipped, by reason", skipped),
+        ("Vocabulary", f"{metrics['vocabulary_size']} symbols covering {metrics['vocabulary_coverage']:.4%} of training characters"),
+        ("Model", f"LSTM, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, {metrics['parameters']:,} parameters"),
+        ("Training", f"{metrics['steps']} steps in {metrics['training_seconds']:.0f} s on {metrics['device']}, {metrics['characters_per_second']:,.0f} characters/s"),
+        ("Final training bits per character", f"{metrics['train_bpc']:.3f}" if metrics["train_bpc"] is not None else "n/a"),
+        ("Validation bits per character", f"{metrics['val_bpc']:.3f}"),
+        ("Unigram baseline", f"{metrics['unigram_bpc']:.3f}"),
+    ]
+
+
+def render_markdown(metrics: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+    lines = [f"# Character LSTM on {metrics['wiki']} {metrics['date']}", "", "| | |", "|---|---|"]
+    lines += [f"| {label} | {value.replace('|', '&#124;')} |" for label, value in _rows(metrics)]
+    lines += ["", f"![Loss curve]({LOSS_CURVE})", "", "## Samples", ""]
+    for sample in samples:
+        # A fence longer than any backtick run in the sample keeps the sample inside it.
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", sample["prompt"] + sample["text"])), default=0))
+        lines += [f"**Prompt {sample['prompt']!r}, temperature {sample['temperature']}**", "", f"{fence}text",
+                  sample["prompt"] + sample["text"], fence, ""]
+    lines += ["## Reproduce", "", "```bash", metrics["command"], "```", ""]
+    return "\n".join(lines)
+
+
+def render_html(metrics: dict[str, Any], samples: list[dict[str, Any]], loss_png: bytes) -> str:
+    escape = html.escape
+    table = "\n".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in _rows(metrics))
+    blocks = "\n".join(
+        f"<figure><figcaption>Prompt <code>{escape(sample['prompt'])}</code>, temperature {sample['temperature']}</figcaption>"
+        f"<pre><b>{escape(sample['prompt'])}</b>{escape(sample['text'])}</pre></figure>"
+        for sample in samples
+    )
+    image = base64.b64encode(loss_png).decode("ascii")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Character LSTM on {escape(metrics['wiki'])} {escape(metrics['date'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
+table {{ border-collapse: collapse; }}
+th, td {{ text-align: left; padding: 0.3rem 0.8rem; border-bottom: 1px solid #ddd; vertical-align: top; }}
+pre {{ white-space: pre-wrap; background: #f6f6f6; padding: 0.8rem; }}
+img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1>Character LSTM on {escape(metrics['wiki'])} {escape(metrics['date'])}</h1>
+<table>
+{table}
+</table>
+<h2>Loss curve</h2>
+<img alt="Training and validation bits per character by step" src="data:image/png;base64,{image}">
+<h2>Samples</h2>
+{blocks}
+<h2>Reproduce</h2>
+<pre>{escape(metrics['command'])}</pre>
+</body>
+</html>
+"""
+
+
+def write_report(directory: Path, metrics: dict[str, Any], history: list[dict[str, Any]], samples: list[dict[str, Any]]) -> None:
+    """Write metrics.json, loss.png, report.md and report.html into `directory`."""
+    loss_png = plot_loss_curve(history, metrics["unigram_bpc"])
+    (directory / LOSS_CURVE).write_bytes(loss_png)
+    (directory / METRICS).write_text(json.dumps({**metrics, "history": history, "samples": samples}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (directory / "report.md").write_text(render_markdown(metrics, samples), encoding="utf-8")
+    (directory / "report.html").write_text(render_html(metrics, samples, loss_png), encoding="utf-8")

@@ -1,0 +1,38 @@
+"""Print the path of the report that `TrainWikiModel` builds with the current configuration.
+
+    python -m tasks report-path --lang en [--date 20160501]
+
+It reads the same luigi.cfg and LUIGI_CONFIG_PATH as `luigi` does, resolves
+`--date latest` the same way, and exits with 1 if the report does not exist.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tasks.main import TrainWikiModel
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["report-path"])
+    parser.add_argument("--lang", required=True, help="Wikipedia language code, such as en")
+    parser.add_argument("--date", default=None, help="dump date YYYYMMDD or latest (default: the configured one)")
+    arguments = parser.parse_args()
+
+    # Only the path goes to stdout; the date resolution's log lines would clutter `make demo`.
+    logging.getLogger("pipeline").setLevel(logging.WARNING)
+    options = {"lang": arguments.lang}
+    if arguments.date:
+        options["date"] = arguments.date
+    path = Path(TrainWikiModel(**options).report_path())
+    if not path.exists():
+        print(f"No report yet at {path}: run luigi --module tasks TrainWikiModel --lang {arguments.lang} first.", file=sys.stderr)
+        return 1
+    print(path.resolve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

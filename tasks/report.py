@@ -1,0 +1,109 @@
+"""Sample from the trained model and write the build's report."""
+
+from __future__ import annotations
+
+import shlex
+
+import luigi
+import torch
+from luigi.util import inherits
+
+from pipeline import report
+from pipeline.model import load_model
+from pipeline.sample import sample_grid
+from pipeline.shards import MANIFEST, shard_paths
+from pipeline.storage import atomic_path, read_json
+from pipeline.train import configure_threads, open_tokens, unigram_bpc, encode_texts
+from pipeline.articles import iter_texts
+from pipeline.vocabulary import Vocabulary
+from tasks.base import StageTask
+from tasks.train import TrainModel
+
+DEFAULT_PROMPTS = ["The ", "In 1990, ", "History\n"]
+
+
+@inherits(TrainModel)
+class WriteReport(StageTask):
+    """Write report.html, report.md, metrics.json and loss.png for one trained model."""
+
+    stage = "report"
+    prompts = luigi.ListParameter(default=DEFAULT_PROMPTS, description="texts that start the samples")
+    temperatures = luigi.ListParameter(default=[0.5, 0.8, 1.0], description="sampling temperatures")
+    sample_length = luigi.IntParameter(default=400, description="characters generated per sample")
+    sample_seed = luigi.IntParameter(default=7, description="random seed of the first sample")
+
+    def requires(self):
+        return {"model": self.clone(TrainModel)}
+
+    def upstream(self):
+        return self.clone(TrainModel)
+
+    def stage_settings(self):
+        return {"prompts": list(self.prompts), "temperatures": list(self.temperatures),
+                "sample_length": self.sample_length, "sample_seed": self.sample_seed}
+
+    def output(self):
+        return luigi.LocalTarget(self.output_dir())
+
+    def run(self):
+        model_task = self.clone(TrainModel)
+        vocabulary_task = model_task.upstream()
+        shard_task = vocabulary_task.requires()
+        text_task = shard_task.requires()
+
+        training = read_json(model_task.output_dir() / "training.json")
+        vocabulary_document = read_json(vocabulary_task.output().path)
+        vocabulary = Vocabulary.load(vocabulary_task.output().path)
+        manifest = read_json(shard_task.output_dir() / MANIFEST)
+        extraction = read_json(text_task.output_dir() / "stats.json")
+        configure_threads(self.threads or None)
+
+        self.report_progress("sampling")
+        model, checkpoint = load_model(model_task.output_dir() / "model.pt")
+        samples = sample_grid(model, vocabulary, list(self.prompts), [float(t) for t in self.temperatures],
+                              self.sample_length, self.sample_seed)
+
+        with atomic_path(self.output().path, directory=True) as folder:
+            # The baseline is scored on the same validation characters as the model.
+            tokens_path = folder / "validation-tokens.bin"
+            encode_texts(iter_texts(shard_paths(shard_task.output_dir(), manifest, "validation")), vocabulary, tokens_path)
+            baseline = unigram_bpc(vocabulary_document["counts"], vocabulary, open_tokens(tokens_path), self.eval_characters)
+            tokens_path.unlink()
+
+            metrics = {
+                "wiki": self.wiki,
+                "date": self.date,
+                "pages": extraction["pages"],
+                "skipped": extraction["skipped"],
+                "failed": extraction["failed"],
+                "articles": {split: totals["articles"] for split, totals in manifest["splits"].items()},
+                "characters": {split: totals["characters"] for split, totals in manifest["splits"].items()},
+                "vocabulary_size": vocabulary_document["size"],
+                "vocabulary_coverage": vocabulary_document["coverage"],
+                "layers": self.layers,
+                "hidden_size": self.hidden_size,
+                "parameters": training["parameters"],
+                "steps": training["steps"],
+                "training_seconds": training["training_seconds"],
+                "characters_per_second": training["characters_per_second"],
+                "device": training["device"],
+                "train_bpc": training["train_bpc"],
+                "val_bpc": training["val_bpc"],
+                "unigram_bpc": baseline,
+                "torch": torch.__version__,
+                "command": self.reproduce_command(),
+                "paths": {"model": str(model_task.output_dir()), "shards": str(shard_task.output_dir())},
+            }
+            report.write_report(folder, metrics, checkpoint["history"], samples)
+
+    def reproduce_command(self) -> str:
+        """Return the luigi command line that rebuilds this report from the same dump."""
+        words = ["luigi", "--module", "tasks", "TrainWikiModel", "--local-scheduler", "--mirror", self.mirror]
+        for name, parameter in self.get_params():
+            if not parameter.significant or name == "data_root":
+                continue
+            value = getattr(self, name)
+            if value is None:
+                continue
+            words += [f"--{name.replace('_', '-')}", parameter.serialize(value)]
+        return " ".join(shlex.quote(word) for word in words)
