@@ -74,8 +74,8 @@ def check_date(date: str) -> str:
 def user_agent(contact: str = "") -> str:
     """Return the User-Agent header sent to mirrors.
 
-    Wikimedia blocks generic User-Agents on its dump server, and its policy asks
-    for a client name, a version and a way to reach the operator.
+    Wikimedia blocks generic User-Agents on its dump server, and its policy requires
+    a client name, a version and a way to reach the operator.
     """
     contact_part = f"; {contact}" if contact else ""
     return f"wikichar/{__version__} ({PROJECT_URL}{contact_part}) python-requests/{requests.__version__}"
@@ -128,8 +128,6 @@ class Mirror:
     def open(self, *parts: str) -> IO[bytes]:
         """Open a file of the mirror for binary reading."""
         location = self.location(*parts)
-        if self.local_root is not None:
-            return open(location, "rb")
         transport_params = {"headers": self.headers, "timeout": self.timeout} if self.is_http else None
         return smart_open.open(location, "rb", compression="disable", transport_params=transport_params)
 
@@ -268,12 +266,12 @@ def download_file(
 def _verify(dump_file: DumpFile, source: str, size: int, sha1: str) -> None:
     if size != dump_file.size:
         raise DumpError(
-            f"Size mismatch for {source}: dumpstatus.json says {dump_file.size} bytes, downloaded {size}. "
+            f"Size mismatch for {source}: expected {dump_file.size} bytes (dumpstatus.json), downloaded {size}. "
             "The partial file was deleted; run again to retry."
         )
     if sha1 != dump_file.sha1:
         raise DumpError(
-            f"sha1 mismatch for {source}: dumpstatus.json says {dump_file.sha1}, downloaded file has {sha1}. "
+            f"sha1 mismatch for {source}: expected {dump_file.sha1} (dumpstatus.json), downloaded file has {sha1}. "
             "The file was deleted; if this repeats, the mirror holds a corrupt copy: try another mirror."
         )
 

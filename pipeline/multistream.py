@@ -11,7 +11,7 @@ A multistream file is a concatenation of independent bzip2 streams:
 
 and the index file (itself bzip2) has one line per page,
 `<byte offset of its stream>:<page id>:<title>`, with the title XML-escaped
-exactly as it stands in the dump. Any bzip2 reader decodes the whole file as
+exactly as it appears in the dump. Any bzip2 reader decodes the whole file as
 one document; the offsets let a reader seek to a single stream.
 
 `build_multistream` writes this layout the way Wikimedia's recompressxml does

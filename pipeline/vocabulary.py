@@ -1,4 +1,4 @@
-"""The character vocabulary: which Unicode code points the model sees.
+"""The character vocabulary: the Unicode code points that the model distinguishes.
 
 Characters are counted over the training split. The most frequent ones are
 kept until they cover `coverage` of all characters counted (ties broken by

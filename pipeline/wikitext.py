@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Iterable, Mapping
+from typing import Mapping
 
 import mwparserfromhell
 from mwparserfromhell.nodes import (
@@ -257,8 +257,3 @@ def _tidy(text: str) -> str:
     lines = (SPACE_RUN.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n"))
     return "\n".join(line for line in lines if line and not TABLE_RESIDUE_LINE.match(line))
 
-
-def convert_many(wikitexts: Iterable[str], namespaces: Namespaces | None = None) -> list[str]:
-    """Convert several wikitexts with one converter (a convenience for tests and notebooks)."""
-    converter = WikitextConverter(namespaces or Namespaces.english())
-    return [converter.to_text(text) for text in wikitexts]

@@ -1,7 +1,8 @@
-"""What every stage task shares: the dump's identity, output paths and progress."""
+"""The base class of stage tasks: the dump's identity, output paths and progress."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -10,6 +11,8 @@ from luigi.task import flatten
 
 from pipeline.dump import check_date, wiki_name
 from pipeline.storage import settings_digest
+
+log = logging.getLogger(__name__)
 
 
 class StageTask(luigi.Task):
@@ -25,7 +28,7 @@ class StageTask(luigi.Task):
 
     lang = luigi.Parameter(description="Wikipedia language code, such as en or de")
     date = luigi.Parameter(description="dump date, YYYYMMDD")
-    data_root = luigi.Parameter(default="data", description="folder that holds every output")
+    data_root = luigi.Parameter(default="data", description="folder for every output")
     mirror = luigi.Parameter(
         default="https://dumps.wikimedia.org", significant=False,
         description="base URL or local folder laid out like dumps.wikimedia.org",
@@ -54,7 +57,7 @@ class StageTask(luigi.Task):
         return self.stage
 
     def upstream(self) -> Optional["StageTask"]:
-        """The stage whose output this one reads, or None for the first stage."""
+        """Return the stage whose output this one reads, or None for the first stage."""
         return None
 
     def settings(self) -> dict[str, Any]:
@@ -77,3 +80,8 @@ class StageTask(luigi.Task):
             self.set_status_message(message)
         if fraction is not None and self.set_progress_percentage:
             self.set_progress_percentage(round(100 * min(max(fraction, 0.0), 1.0), 1))
+
+
+@StageTask.event_handler(luigi.Event.PROCESSING_TIME)
+def _log_stage_time(task: StageTask, seconds: float) -> None:
+    log.info("Stage %s finished in %.1f s: %s", task.stage, seconds, task.output_dir())

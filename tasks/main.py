@@ -18,7 +18,7 @@ class TrainWikiModel(luigi.WrapperTask):
     """Build the whole pipeline for one wiki, from the dump to the report.
 
     `--date latest` (the default) is resolved once, to the newest dump on the
-    mirror whose multistream job is complete; every stage then gets that
+    mirror whose multistream job is complete. Every stage then gets that
     concrete date, so a dump published mid-run never mixes into the build.
     """
 

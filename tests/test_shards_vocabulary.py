@@ -31,7 +31,12 @@ def _article(page_id: int, text: str) -> Article:
 def test_split_rule_is_documented_hash():
     for page_id in (10, 12, 25, 30302, 123456789):
         position = int.from_bytes(hashlib.sha256(b"wikichar-split:%d" % page_id).digest()[:8], "big") / 2**64
-        expected = "test" if position < 0.05 else "validation" if position < 0.1 else "train"
+        if position < 0.05:
+            expected = "test"
+        elif position < 0.1:
+            expected = "validation"
+        else:
+            expected = "train"
         assert split_of(page_id, 0.05, 0.05) == expected
 
 
