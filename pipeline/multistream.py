@@ -25,7 +25,7 @@ import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional
 
 PAGE_ID = re.compile(rb"<id>(\d+)</id>")
 PAGE_TITLE = re.compile(rb"<title>(.*?)</title>")
@@ -114,3 +114,55 @@ def read_index(path: Path) -> Iterator[IndexEntry]:
 def stream_offsets(path: Path) -> list[int]:
     """Return the distinct stream offsets of an index, ascending."""
     return sorted({entry.offset for entry in read_index(path)})
+
+
+class StreamError(RuntimeError):
+    """A byte range of a multistream file does not decompress to whole bzip2 streams."""
+
+
+def page_ranges(offsets: list[int], file_size: int, streams_per_range: int) -> list[tuple[int, int]]:
+    """Group consecutive page streams into byte ranges [start, end) of a multistream file.
+
+    `offsets` are the indexed stream starts, ascending. The last range runs to
+    the end of the file, so it also holds the footer stream, which decodes to
+    no pages. Each range decodes independently of the others:
+
+        file   [header][s1][s2][s3][s4][s5][footer][empty]
+        ranges         [s1  s2][s3  s4][s5 footer empty]     streams_per_range=2
+    """
+    if streams_per_range < 1:
+        raise ValueError(f"streams_per_range must be at least 1, got {streams_per_range}")
+    if not offsets:
+        return []
+    starts = offsets[::streams_per_range]
+    return list(zip(starts, [*starts[1:], file_size]))
+
+
+def decompress_range(data: bytes, start: int) -> tuple[bytes, Optional[str]]:
+    """Decompress the concatenated bzip2 streams in `data`, which begins at file offset `start`.
+
+    Returns the decompressed bytes and None, or the bytes decoded before a
+    fault and a message naming its byte offset (a truncated or corrupt file).
+    """
+    pieces: list[bytes] = []
+    position = 0
+    while position < len(data):
+        decompressor = bz2.BZ2Decompressor()
+        try:
+            pieces.append(decompressor.decompress(data[position:]))
+        except OSError as error:
+            return b"".join(pieces), f"corrupt bzip2 stream at byte {start + position}: {error}"
+        if not decompressor.eof:
+            return b"".join(pieces), f"truncated bzip2 stream at byte {start + position}: the file ends inside it"
+        position = len(data) - len(decompressor.unused_data)
+    return b"".join(pieces), None
+
+
+def read_header(path: Path, first_offset: int) -> bytes:
+    """Return the decompressed header stream (<mediawiki> and <siteinfo>) of a multistream file."""
+    with open(path, "rb") as stream:
+        data = stream.read(first_offset)
+    header, error = decompress_range(data, 0)
+    if error:
+        raise StreamError(f"{path}: {error}")
+    return header

@@ -22,6 +22,8 @@ class ExtractText(StageTask):
     """
 
     stage = "text"
+    processes = luigi.IntParameter(default=0, significant=False,
+                                   description="extraction worker processes (0: all available cores); the output is the same for any number")
 
     def upstream(self):
         return self.requires()
@@ -44,7 +46,8 @@ class ExtractText(StageTask):
 
         with atomic_path(self.output().path, directory=True) as folder:
             articles = extract.iter_articles(paths, stats, default_site_base=f"https://{self.lang}.wikipedia.org/wiki/",
-                                             on_progress=self.report_progress)
+                                             on_progress=self.report_progress,
+                                             processes=self.processes or extract.available_cores())
             with ArticleWriter(folder / "articles.parquet", metadata) as writer:
                 for article in articles:
                     writer.write(article)
