@@ -1,7 +1,8 @@
 # make demo: train a small model on the bundled dump and print where its report is.
 # make test: run the test suite.
-# Both create .venv on first use. TORCH selects the torch build: the default
-# pins a version; on a GPU machine use e.g. `make demo TORCH=torch`.
+# Both create .venv on first use. TORCH selects the torch build when .venv is
+# created: the default pins a CPU-friendly version; for a CUDA build on a GPU
+# machine, run `rm -rf .venv && make venv TORCH=torch` first.
 
 PYTHON ?= python3
 TORCH ?= torch==2.13.0

@@ -161,7 +161,10 @@ class Mirror:
             with self.open(wiki, date, "dumpstatus.json") as stream:
                 return json.load(stream)
         except (OSError, requests.RequestException) as error:
-            raise DumpError(f"Failed to read {location}: {error}") from error
+            raise DumpError(
+                f"Failed to read {location}: {error}. Check that the mirror has a {wiki} dump dated {date}, "
+                "or use --date latest for the newest complete one."
+            ) from error
         except ValueError as error:
             raise DumpError(f"Invalid JSON in {location}: {error}") from error
 

@@ -56,7 +56,8 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("Pages skipped, by reason", skipped),
         ("Vocabulary", f"{metrics['vocabulary_size']} symbols covering {metrics['vocabulary_coverage']:.4%} of training characters"),
         ("Model", f"LSTM, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, {metrics['parameters']:,} parameters"),
-        ("Training", f"{metrics['steps']} steps in {metrics['training_seconds']:.0f} s on {metrics['device']}, {metrics['characters_per_second']:,.0f} characters/s"),
+        ("Training", f"{metrics['steps']} steps (ended by {metrics['stopped_by']}) in {metrics['training_seconds']:.0f} s "
+                     f"on {metrics['device']}, {metrics['characters_per_second']:,.0f} characters/s"),
         ("Final training bits per character", f"{metrics['train_bpc']:.3f}" if metrics["train_bpc"] is not None else "n/a"),
         ("Validation bits per character", f"{metrics['val_bpc']:.3f}"),
         ("Unigram baseline", f"{metrics['unigram_bpc']:.3f}"),

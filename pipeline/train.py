@@ -185,6 +185,7 @@ def train(
     """Train until `max_steps` or `max_minutes`, resuming from work_dir/checkpoint.pt if present.
 
     Returns the final checkpoint as a dict; it is also saved in `work_dir`.
+    Its "stopped_by" says which budget ended training: "max_steps" or "max_minutes".
     Raises ValueError when the texts are too short for one window, or when
     the checkpoint in `work_dir` was made with other settings or another
     vocabulary.
@@ -217,11 +218,13 @@ def train(
     window_loss, window_steps, window_started = 0.0, 0, time.monotonic()
     characters_per_step = settings.batch_size * settings.sequence_length
     model.train()
+    stopped_by = "max_steps"
 
     while step < settings.max_steps:
         elapsed = elapsed_before + time.monotonic() - started
         if settings.max_minutes is not None and elapsed >= settings.max_minutes * 60:
             log.info("Time budget of %.1f minutes reached at step %d", settings.max_minutes, step)
+            stopped_by = "max_minutes"
             break
 
         inputs, targets = draw_batch(train_tokens, settings.batch_size, settings.sequence_length, generator)
@@ -266,7 +269,7 @@ def train(
         history.append({"step": step, "train_bpc": window_loss / max(window_steps, 1) / math.log(2) if window_steps else None,
                         "validation_bpc": validation, "elapsed_seconds": elapsed})
     return _save(checkpoint_path, model, optimizer, generator, settings, vocabulary, step, history, elapsed,
-                 extra={"device": str(device), "parameters": parameters})
+                 extra={"device": str(device), "parameters": parameters, "stopped_by": stopped_by})
 
 
 def _resume(path: Path, settings: TrainingSettings, vocabulary: Vocabulary, model: CharLSTM,

@@ -84,6 +84,7 @@ class WriteReport(StageTask):
                 "hidden_size": self.hidden_size,
                 "parameters": training["parameters"],
                 "steps": training["steps"],
+                "stopped_by": training["stopped_by"],
                 "training_seconds": training["training_seconds"],
                 "characters_per_second": training["characters_per_second"],
                 "device": training["device"],

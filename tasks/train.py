@@ -99,6 +99,7 @@ class TrainModel(StageTask):
         elapsed = checkpoint["elapsed_seconds"]
         summary = {
             "steps": checkpoint["step"],
+            "stopped_by": checkpoint["stopped_by"],
             "parameters": checkpoint["parameters"],
             "device": checkpoint["device"],
             "threads": threads if checkpoint["device"] == "cpu" else None,

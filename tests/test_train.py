@@ -42,6 +42,7 @@ def test_overfits_tiny_text(tmp_path):
 
     model, loaded = load_model(tmp_path / "work" / CHECKPOINT)
     assert loaded["step"] == 300
+    assert loaded["stopped_by"] == "max_steps"
     text = sample(model, vocabulary, "the quick ", length=30, temperature=0.1, seed=1)
     assert text.startswith("brown fox")
 
@@ -79,6 +80,7 @@ def test_time_budget_stops_training(tmp_path):
     vocabulary, _, tokens = _tokens(tmp_path, TEXT, "tokens")
     checkpoint = train(TrainingSettings(**SMALL, max_steps=10**6, max_minutes=0.02), vocabulary, tokens, tokens, tmp_path / "work")
     assert 0 < checkpoint["step"] < 10**6
+    assert checkpoint["stopped_by"] == "max_minutes"
     assert checkpoint["elapsed_seconds"] >= 1.2
 
 
