@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 import urllib.parse
@@ -34,10 +35,13 @@ from pipeline.storage import atomic_path
 log = logging.getLogger(__name__)
 
 MULTISTREAM_JOB = "articlesmultistreamdump"
+WIKIMEDIA_HOSTS = frozenset({"dumps.wikimedia.org", "download.wikimedia.org"})
 PROJECT_URL = "https://github.com/wikichar/wikichar"
 DATE_PATTERN = re.compile(r"^\d{8}$")
 LANGUAGE_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 CHUNK_SIZE = 1 << 20
+# Bytes read from a response per write: a connection lost mid-read loses at most this much.
+HTTP_CHUNK_SIZE = 64 << 10
 
 Progress = Callable[[str, Optional[float]], None]
 
@@ -98,7 +102,9 @@ class DumpFile:
 class Mirror:
     """Read access to a mirror of Wikimedia's dump tree.
 
-    `base` is an http(s) or file:// URL, or a local folder path.
+    `base` is an http(s) or file:// URL, or a local folder path. `contact`
+    (an e-mail or URL) goes into the User-Agent; it is required for
+    Wikimedia's own dump server, and DumpError is raised without it.
     """
 
     def __init__(self, base: str, contact: str = "", timeout: float = 60.0):
@@ -109,6 +115,12 @@ class Mirror:
         self.headers = {"User-Agent": user_agent(contact), "Accept-Encoding": "identity"}
         parsed = urllib.parse.urlparse(self.base)
         self.is_http = parsed.scheme in ("http", "https")
+        if self.is_http and (parsed.hostname or "").lower() in WIKIMEDIA_HOSTS and not contact.strip():
+            raise DumpError(
+                f"Set a contact before downloading from {parsed.hostname}: Wikimedia blocks clients whose "
+                "User-Agent gives no way to reach their operator. Pass --contact you@example.org "
+                "(or set contact under [TrainWikiModel] in luigi.cfg), or use a mirror."
+            )
         if parsed.scheme == "file":
             self.local_root: Optional[Path] = Path(urllib.parse.unquote(parsed.path))
         elif parsed.scheme == "":
@@ -226,6 +238,28 @@ def resolve_latest_date(mirror: Mirror, wiki: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a download after a transient failure.
+
+    The wait before retry n (1-based) is backoff_seconds * 2**(n-1), at most max_backoff_seconds.
+    """
+
+    attempts: int = 6
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 120.0
+
+    def wait(self, retry: int) -> float:
+        return min(self.backoff_seconds * 2 ** (retry - 1), self.max_backoff_seconds)
+
+
+class _Retryable(Exception):
+    """A transient failure: a timeout, a reset connection, or HTTP 408, 429 or 5xx."""
+
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
 def download_file(
     mirror: Mirror,
     wiki: str,
@@ -234,18 +268,34 @@ def download_file(
     destination: Path,
     on_progress: Optional[Progress] = None,
     report_every: float = 5.0,
+    retry: RetryPolicy = RetryPolicy(),
 ) -> Path:
     """Copy one dump file to `destination`, verified against its size and sha1.
 
     The file appears at `destination` only when both match; on a mismatch the
     partial copy is deleted and DumpError names the file and both values.
+    Over http(s), the bytes received so far stay in `{destination}.part`
+    between attempts and runs, and the next attempt asks only for the rest.
     """
     source = mirror.location(wiki, date, dump_file.name)
+    log.info("Downloading %s (%.1f MB) from %s", dump_file.name, dump_file.size / 1e6, source)
+    started = time.monotonic()
+    if mirror.is_http:
+        _download_http(mirror, source, dump_file, destination, on_progress, report_every, retry)
+    else:
+        _copy_stream(mirror, wiki, date, source, dump_file, destination, on_progress, report_every)
+    elapsed = max(time.monotonic() - started, 1e-9)
+    log.info("Downloaded %s: %.1f MB in %.1f s (%.1f MB/s), sha1 verified",
+             dump_file.name, dump_file.size / 1e6, elapsed, dump_file.size / 1e6 / elapsed)
+    return destination
+
+
+def _copy_stream(mirror: Mirror, wiki: str, date: str, source: str, dump_file: DumpFile, destination: Path,
+                 on_progress: Optional[Progress], report_every: float) -> None:
+    """Copy a file from a local, file:// or object-store mirror in one pass."""
     digest = hashlib.sha1()
     copied = 0
     started = last_report = time.monotonic()
-
-    log.info("Downloading %s (%.1f MB) from %s", dump_file.name, dump_file.size / 1e6, source)
     try:
         with mirror.open(wiki, date, dump_file.name) as remote, atomic_path(destination) as temporary:
             with open(temporary, "wb") as local:
@@ -261,9 +311,109 @@ def download_file(
     except (OSError, requests.RequestException) as error:
         raise DumpError(f"Failed to download {source}: {error}") from error
 
-    elapsed = max(time.monotonic() - started, 1e-9)
-    log.info("Downloaded %s: %.1f MB in %.1f s (%.1f MB/s), sha1 verified", dump_file.name, copied / 1e6, elapsed, copied / 1e6 / elapsed)
-    return destination
+
+def _download_http(mirror: Mirror, url: str, dump_file: DumpFile, destination: Path, on_progress: Optional[Progress],
+                   report_every: float, retry: RetryPolicy) -> None:
+    """Download over http(s) with resume, retries and verification.
+
+    The partial file `{destination}.part` grows across attempts. A resumed
+    request sends `Range: bytes=N-` with `If-Range` set to the validator
+    (ETag or Last-Modified) of the response that started the file, so a
+    server whose file changed sends the whole new file instead of a mismatched
+    tail. A server that answers 200 to a range request is sending the whole
+    file, and the partial file starts over.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".part")
+    validator_path = destination.with_name(destination.name + ".part.validator")
+    last_error = "no attempt made"
+
+    with requests.Session() as session:
+        for attempt in range(1, retry.attempts + 1):
+            if attempt > 1:
+                wait = retry.wait(attempt - 1)
+                log.warning("Retrying %s in %.0f s (attempt %d of %d) after: %s", url, wait, attempt, retry.attempts, last_error)
+                time.sleep(wait)
+            try:
+                _fetch_rest(session, mirror, url, dump_file, partial, validator_path, on_progress, report_every)
+                break
+            except _Retryable as error:
+                last_error = str(error)
+        else:
+            raise DumpError(f"Failed to download {url} after {retry.attempts} attempts; last error: {last_error}. "
+                            "The bytes received so far are kept; run again to resume.")
+
+    size = partial.stat().st_size
+    try:
+        _verify(dump_file, url, size, _sha1_of(partial))
+    except DumpError:
+        partial.unlink(missing_ok=True)
+        validator_path.unlink(missing_ok=True)
+        raise
+    os.replace(partial, destination)
+    validator_path.unlink(missing_ok=True)
+
+
+def _fetch_rest(session: requests.Session, mirror: Mirror, url: str, dump_file: DumpFile, partial: Path,
+                validator_path: Path, on_progress: Optional[Progress], report_every: float) -> None:
+    """Make one request for the bytes missing from `partial` and append them. Raises _Retryable or DumpError."""
+    offset = partial.stat().st_size if partial.exists() else 0
+    if offset >= dump_file.size:
+        return
+    headers = dict(mirror.headers)
+    validator = validator_path.read_text(encoding="utf-8") if offset and validator_path.exists() else ""
+    if offset and validator:
+        headers["Range"] = f"bytes={offset}-"
+        headers["If-Range"] = validator
+    elif offset:
+        # Without a validator a resumed tail could come from a changed file, so start over.
+        offset = 0
+
+    try:
+        response = session.get(url, headers=headers, stream=True, timeout=mirror.timeout)
+    except (requests.ConnectionError, requests.Timeout) as error:
+        raise _Retryable(f"{type(error).__name__}: {error}") from error
+    with response:
+        if response.status_code in RETRY_STATUSES:
+            raise _Retryable(f"HTTP {response.status_code} for {url}")
+        if response.status_code == 206:
+            content_range = response.headers.get("Content-Range", "")
+            if not content_range.startswith(f"bytes {offset}-"):
+                raise DumpError(f"{url}: asked for bytes from {offset}, got Content-Range {content_range!r}")
+            mode = "ab"
+        elif response.status_code == 200:
+            if offset:
+                log.info("%s: the server sent the whole file instead of bytes %d-; starting over", url, offset)
+            offset = 0
+            mode = "wb"
+            validator_path.write_text(response.headers.get("ETag") or response.headers.get("Last-Modified") or "",
+                                      encoding="utf-8")
+        else:
+            raise DumpError(f"Failed to download {url}: HTTP {response.status_code} {response.reason}")
+
+        copied = offset
+        started = last_report = time.monotonic()
+        try:
+            with open(partial, mode) as local:
+                for chunk in response.iter_content(HTTP_CHUNK_SIZE):
+                    local.write(chunk)
+                    copied += len(chunk)
+                    now = time.monotonic()
+                    if now - last_report >= report_every:
+                        last_report = now
+                        _report_download(dump_file, copied, now - started, on_progress, copied - offset)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+            raise _Retryable(f"connection lost at byte {copied}: {error}") from error
+    if copied < dump_file.size:
+        raise _Retryable(f"the response ended at byte {copied} of {dump_file.size}")
+
+
+def _sha1_of(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _verify(dump_file: DumpFile, source: str, size: int, sha1: str) -> None:
@@ -279,8 +429,10 @@ def _verify(dump_file: DumpFile, source: str, size: int, sha1: str) -> None:
         )
 
 
-def _report_download(dump_file: DumpFile, copied: int, elapsed: float, on_progress: Optional[Progress]) -> None:
-    rate = copied / max(elapsed, 1e-9)
+def _report_download(dump_file: DumpFile, copied: int, elapsed: float, on_progress: Optional[Progress],
+                     fetched: Optional[int] = None) -> None:
+    """Log and report progress; the rate counts only the `fetched` bytes of this request (default: all)."""
+    rate = (copied if fetched is None else fetched) / max(elapsed, 1e-9)
     remaining = (dump_file.size - copied) / rate if rate else float("inf")
     message = f"{dump_file.name}: {copied / 1e6:.1f}/{dump_file.size / 1e6:.1f} MB, {rate / 1e6:.1f} MB/s, ETA {remaining:.0f} s"
     log.info("Downloading %s", message)

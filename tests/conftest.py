@@ -79,3 +79,71 @@ def http_mirror(mirror_copy):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files from `root` with byte ranges and an ETag, and injects faults on request.
+
+    Class attributes set per server: `root`, `log` (list of (path, Range, If-Range, status)),
+    `faults` (list of "503", "drop" or "ok", consumed one per request; empty means ok),
+    `ignore_range` (answer 200 to range requests).
+    """
+
+    protocol_version = "HTTP/1.1"
+    root: Path
+    log: list
+    faults: list
+    ignore_range = False
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        path = self.root / self.path.lstrip("/")
+        fault = self.faults.pop(0) if self.faults else "ok"
+        requested = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if fault == "503" or not path.is_file():
+            status = 503 if fault == "503" else 404
+            self.log.append((self.path, requested, if_range, status))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+
+        data = path.read_bytes()
+        etag = '"%d-%d"' % (len(data), path.stat().st_mtime_ns)
+        start = 0
+        status = 200
+        if requested and not self.ignore_range and (if_range is None or if_range == etag):
+            start = int(requested.removeprefix("bytes=").split("-")[0])
+            status = 206
+        body = data[start:]
+        self.log.append((self.path, requested, if_range, status))
+        self.send_response(status)
+        self.send_header("ETag", etag)
+        self.send_header("Content-Length", str(len(body)))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if fault == "drop":
+            # Send part of the body, then close the connection as a reset would.
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def range_server(mirror_copy):
+    """Serve a copy of the bundled mirror with Range support and fault injection on 127.0.0.1."""
+    handler = type("Handler", (_RangeHandler,), {"root": mirror_copy, "log": [], "faults": [], "ignore_range": False})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,101 @@
+"""Downloads over HTTP: resume with Range and If-Range, retries, and verification."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.dump import DumpError, DumpFile, Mirror, RetryPolicy, download_file, multistream_files
+
+from conftest import BUNDLED_RUN
+
+WIKI, DATE = "enwiki", "20160501"
+NAME = "enwiki-20160501-pages-articles-multistream.xml.bz2"
+FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.01)
+
+
+def _dump_file() -> DumpFile:
+    status = json.loads((BUNDLED_RUN / "dumpstatus.json").read_text())
+    return next(f for f in multistream_files(status, WIKI, DATE) if f.name == NAME)
+
+
+def _file_requests(handler):
+    return [entry for entry in handler.log if entry[0].endswith(NAME)]
+
+
+def test_dropped_connection_resumes_with_range(range_server, tmp_path):
+    base, handler = range_server
+    handler.faults = ["drop"]
+    destination = download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+
+    assert destination.read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
+    first, second = _file_requests(handler)
+    assert first[1] is None
+    assert second[1].startswith("bytes=") and int(second[1][6:-1]) > 0
+    assert second[2] is not None, "a resumed request must carry If-Range"
+    assert second[3] == 206
+    assert not (tmp_path / "out" / (NAME + ".part")).exists()
+
+
+def test_resume_across_runs(range_server, tmp_path):
+    base, handler = range_server
+    handler.faults = ["drop", "503", "503", "503"]
+    with pytest.raises(DumpError, match="after 3 attempts; last error: HTTP 503"):
+        download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    kept = (tmp_path / "out" / (NAME + ".part")).stat().st_size
+    assert 0 < kept < _dump_file().size
+
+    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
+    assert _file_requests(handler)[-1][1] == f"bytes={kept}-"
+
+
+def test_server_ignoring_range_restarts_file(range_server, tmp_path):
+    base, handler = range_server
+    handler.faults = ["drop"]
+    handler.ignore_range = True
+    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
+    assert [entry[3] for entry in _file_requests(handler)] == [200, 200]
+
+
+def test_changed_file_is_fetched_whole(range_server, tmp_path):
+    base, handler = range_server
+    partial = tmp_path / "out" / (NAME + ".part")
+    partial.parent.mkdir()
+    partial.write_bytes(b"stale bytes of an older file")
+    (tmp_path / "out" / (NAME + ".part.validator")).write_text('"old-etag"')
+    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
+    assert _file_requests(handler)[0][3] == 200
+
+
+def test_transient_errors_are_retried(range_server, tmp_path):
+    base, handler = range_server
+    handler.faults = ["503", "503"]
+    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    assert [entry[3] for entry in _file_requests(handler)] == [503, 503, 200]
+
+
+def test_not_found_fails_at_once(range_server, tmp_path):
+    base, handler = range_server
+    missing = DumpFile(name="enwiki-20160501-pages-articles-multistream-x.xml.bz2", size=10, sha1="0" * 40)
+    with pytest.raises(DumpError, match="HTTP 404"):
+        download_file(Mirror(base), WIKI, DATE, missing, tmp_path / "out" / missing.name, retry=FAST_RETRY)
+    assert len(handler.log) == 1
+
+
+def test_sha1_mismatch_deletes_partial(range_server, tmp_path):
+    base, _ = range_server
+    wrong = DumpFile(name=NAME, size=_dump_file().size, sha1="f" * 40)
+    with pytest.raises(DumpError, match="sha1 mismatch"):
+        download_file(Mirror(base), WIKI, DATE, wrong, tmp_path / "out" / NAME, retry=FAST_RETRY)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("base", ["https://dumps.wikimedia.org", "https://dumps.wikimedia.org/", "http://DUMPS.wikimedia.org"])
+def test_wikimedia_requires_contact(base):
+    with pytest.raises(DumpError, match="contact"):
+        Mirror(base)
+    assert "me@example.org" in Mirror(base, contact="me@example.org").headers["User-Agent"]
