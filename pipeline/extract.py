@@ -48,7 +48,7 @@ import mwxml
 from pipeline.articles import Article
 from pipeline.dump_templates import TEMPLATE_NAMESPACE, DumpTemplates
 from pipeline.multistream import StreamError, decompress_range, page_ranges, read_header, read_index, stream_offsets
-from pipeline.wikitext import Namespaces, WikitextConverter
+from pipeline.wikitext import Namespaces, WikitextConverter, is_disambiguation, redirect_target
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ FOOTER = b"</mediawiki>\n"
 PAGE_END = b"</page>"
 
 Progress = Callable[[str, Optional[float]], None]
-# Receives a dump's namespaces and its simple templates (or None), returns the wikitext-to-text function.
-ConverterFactory = Callable[[Namespaces, Optional[DumpTemplates]], Callable[[str], str]]
+# Receives a dump's namespaces, its simple templates (or None) and whether to keep
+# disambiguation pages, and returns the wikitext-to-text function.
+ConverterFactory = Callable[[Namespaces, Optional[DumpTemplates], bool], Callable[[str], str]]
 
 
 class ExtractionError(RuntimeError):
@@ -137,10 +138,9 @@ def article_url(site_base: str, title: str) -> str:
     return prefix + urllib.parse.quote(title.replace(" ", "_"), safe=";:@$!*(),/~'")
 
 
-def default_converter(namespaces: Namespaces, templates: Optional[DumpTemplates] = None) -> Callable[[str], str]:
-    if templates is None:
-        return WikitextConverter(namespaces).to_text
-    return WikitextConverter(namespaces, templates=templates).to_text
+def default_converter(namespaces: Namespaces, templates: Optional[DumpTemplates] = None,
+                      keep_disambiguation: bool = False) -> Callable[[str], str]:
+    return WikitextConverter(namespaces, keep_disambiguation=keep_disambiguation, templates=templates).to_text
 
 
 # Jobs and what a worker returns for one.
@@ -192,7 +192,7 @@ def _job_location(job: Job, last_page_id: Optional[int]) -> str:
 
 def run_job(job: Job, default_site_base: str, budget: Budget,
             converter_factory: ConverterFactory = default_converter,
-            templates: Optional[DumpTemplates] = None) -> JobResult:
+            templates: Optional[DumpTemplates] = None, keep_disambiguation: bool = False) -> JobResult:
     """Extract the articles of one job. Never raises for bad input: faults come back in `error`."""
     stats = ExtractionStats()
     articles: list[Article] = []
@@ -204,11 +204,14 @@ def run_job(job: Job, default_site_base: str, budget: Budget,
     try:
         dump = mwxml.Dump.from_file(io.BytesIO(job.header + pages + FOOTER))
         names = {namespace.id: namespace.name for namespace in (dump.site_info.namespaces or [])}
-        convert = converter_factory(Namespaces.from_site_info(names), templates)
+        namespaces = Namespaces.for_wiki(dump.site_info.dbname or "", names)
+        convert = converter_factory(namespaces, templates, keep_disambiguation)
+        # With one known language only its keywords count; otherwise every language's do.
+        language = next(iter(namespaces.languages)) if len(namespaces.languages) == 1 else None
         site_base = dump.site_info.base or default_site_base
         for page in dump:
             last_page_id = page.id
-            article = _page_article(page, convert, site_base, stats, budget)
+            article = _page_article(page, convert, site_base, stats, budget, language, keep_disambiguation)
             if article is not None:
                 articles.append(article)
     except Exception as parse_error:  # mwxml and expat raise many types for malformed XML
@@ -264,8 +267,12 @@ class _Timer:
 
 
 def _page_article(page, convert: Callable[[str], str], site_base: str, stats: ExtractionStats,
-                  budget: Budget) -> Optional[Article]:
-    """Return the article of one page, or None after counting why it was skipped."""
+                  budget: Budget, language: Optional[str], keep_disambiguation: bool) -> Optional[Article]:
+    """Return the article of one page, or None after counting why it was skipped.
+
+    A redirect is recognised by the <redirect> element or, in dumps without
+    one, by a #REDIRECT keyword (localized ones included) in the wikitext.
+    """
     stats.pages += 1
     revision = None
     for revision in page:
@@ -286,6 +293,12 @@ def _page_article(page, convert: Callable[[str], str], site_base: str, stats: Ex
         return None
     if not revision.text or not revision.text.strip():
         stats.skip("empty_wikitext")
+        return None
+    if redirect_target(revision.text, language) is not None:
+        stats.skip("redirect")
+        return None
+    if not keep_disambiguation and is_disambiguation(revision.text, language):
+        stats.skip("disambiguation")
         return None
     if budget.max_page_bytes is not None and len(revision.text) > budget.max_page_bytes:
         stats.fail("over_size_budget", page.id)
@@ -495,14 +508,16 @@ class _JobRunner:
     """A picklable callable that runs one job with fixed settings."""
 
     def __init__(self, default_site_base: str, budget: Budget, converter_factory: ConverterFactory,
-                 templates: Optional[DumpTemplates]):
+                 templates: Optional[DumpTemplates], keep_disambiguation: bool):
         self.default_site_base = default_site_base
         self.budget = budget
         self.converter_factory = converter_factory
         self.templates = templates
+        self.keep_disambiguation = keep_disambiguation
 
     def __call__(self, job: Job) -> JobResult:
-        return run_job(job, self.default_site_base, self.budget, self.converter_factory, self.templates)
+        return run_job(job, self.default_site_base, self.budget, self.converter_factory, self.templates,
+                       self.keep_disambiguation)
 
 
 def _template_offsets(path: Path, index: Path) -> set[int]:
@@ -520,8 +535,10 @@ def collect_templates(paths: Sequence[Path], processes: int = 1) -> DumpTemplate
     """Collect the simple templates and template redirects of dump files.
 
     With a multistream index, only the streams that hold Template pages are
-    read. A file without an index is read in full. Raises ExtractionError for
-    a file that cannot be read.
+    read. A file without an index is read in full. A file that cannot be read
+    to its end gives the templates before the fault and a warning: the
+    extraction pass that follows reports the fault after writing every
+    complete page.
     """
     templates = DumpTemplates()
     errors: list[str] = []
@@ -534,12 +551,17 @@ def collect_templates(paths: Sequence[Path], processes: int = 1) -> DumpTemplate
             jobs = (job for job in _range_jobs(path, index, 1, processes, errors) if job.start in wanted)
         else:
             jobs = _chunk_jobs(path, PAGES_PER_CHUNK, errors)
-        for _, (found, error) in _ordered_results(jobs, processes, collect_job):
-            templates.merge(found)
-            if error:
-                raise ExtractionError(error)
+        try:
+            for _, (found, error) in _ordered_results(jobs, processes, collect_job):
+                templates.merge(found)
+                if error:
+                    errors.append(error)
+                    break
+        except (ExtractionError, StreamError, OSError) as error:
+            errors.append(str(error))
         if errors:
-            raise ExtractionError(errors[0])
+            log.warning("Collected templates only up to a fault: %s", errors[0])
+            errors.clear()
     log.info("Collected %d template pages: %d simple bodies and %d redirects in %.1f s",
              templates.pages, len(templates.bodies), len(templates.redirects), time.monotonic() - started)
     return templates
@@ -554,6 +576,7 @@ def iter_articles(
     processes: int = 1,
     budget: Budget = Budget(),
     templates: Optional[DumpTemplates] = None,
+    keep_disambiguation: bool = False,
     streams_per_range: Optional[int] = None,
     pages_per_chunk: int = PAGES_PER_CHUNK,
     report_every: float = 10.0,
@@ -561,9 +584,11 @@ def iter_articles(
     """Yield the articles of bzip2 dump files in dump order, updating `stats`.
 
     `default_site_base` builds article URLs when a dump's siteinfo has no
-    <base>. `converter_factory` receives a dump's namespaces and `templates`
-    (from collect_templates, or None) and returns the wikitext-to-text
-    function; with several processes it must be picklable.
+    <base>. `converter_factory` receives a dump's namespaces, `templates`
+    (from collect_templates, or None) and `keep_disambiguation`, and returns
+    the wikitext-to-text function; with several processes it must be
+    picklable. Disambiguation pages are skipped and counted unless
+    `keep_disambiguation`.
     Raises ExtractionError for a missing, truncated, corrupt or non-XML file,
     after yielding every complete article before the fault.
     """
@@ -572,7 +597,7 @@ def iter_articles(
     done_bytes = 0
     started = last_report = time.monotonic()
     errors: list[str] = []
-    runner = _JobRunner(default_site_base, budget, converter_factory, templates)
+    runner = _JobRunner(default_site_base, budget, converter_factory, templates, keep_disambiguation)
 
     jobs = _jobs(paths, errors, streams_per_range, pages_per_chunk, processes)
     for job, result in _ordered_results(jobs, processes, runner):

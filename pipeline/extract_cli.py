@@ -5,8 +5,10 @@
 The options that wikiextractor users know mean the same here: -o is the
 output folder (or - for standard output), -b the size of each output file
 (such as 500K or 1M), --json writes JSON lines with id, revid, url, title and
-text instead of <doc> blocks, --processes the number of worker processes.
---parquet writes Parquet files with the project's article schema.
+text instead of <doc> blocks, --processes the number of worker processes,
+--no-templates skips expanding the templates defined in the dump itself.
+--parquet writes Parquet files with the project's article schema, and
+--keep-disambiguation keeps disambiguation pages, which are dropped by default.
 
 Exit status: 0 on success; 1 when a file is missing, truncated, corrupt or not
 MediaWiki XML, after writing every complete page before the fault; 2 for
@@ -23,7 +25,7 @@ import sys
 from pathlib import Path
 
 from pipeline.export import RotatingWriter
-from pipeline.extract import Budget, ExtractionError, ExtractionStats, available_cores, iter_articles
+from pipeline.extract import Budget, ExtractionError, ExtractionStats, available_cores, collect_templates, iter_articles
 
 SIZE = re.compile(r"^(\d+)([KMG]?)$", re.IGNORECASE)
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--parquet", action="store_true", help="write Parquet files with the article schema")
     parser.add_argument("--processes", type=int, default=available_cores(), help="worker processes (default: all available cores)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    parser.add_argument("--no-templates", action="store_true",
+                        help="do not expand templates defined in the dump (built-in prose templates are still rendered)")
+    parser.add_argument("--keep-disambiguation", action="store_true", help="keep disambiguation pages as articles")
     parser.add_argument("--stats", type=Path, help="also write the page counts by reason to this JSON file")
     parser.add_argument("--max-page-bytes", type=int, default=Budget().max_page_bytes, help="skip pages with more wikitext than this")
     parser.add_argument("--max-page-seconds", type=float, default=Budget().max_page_seconds, help="skip pages that take longer than this to convert")
@@ -67,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     budget = Budget(max_page_bytes=arguments.max_page_bytes, max_page_seconds=arguments.max_page_seconds)
     status = 0
     try:
+        templates = None if arguments.no_templates else collect_templates(arguments.dumps, arguments.processes)
         for article in iter_articles(arguments.dumps, stats, default_site_base="https://en.wikipedia.org/wiki/",
-                                     processes=arguments.processes, budget=budget):
+                                     processes=arguments.processes, budget=budget, templates=templates,
+                                     keep_disambiguation=arguments.keep_disambiguation):
             writer.write(article)
     except ExtractionError as error:
         logging.getLogger("pipeline.extract").error("%s", error)

@@ -24,12 +24,17 @@ class ExtractText(StageTask):
     stage = "text"
     processes = luigi.IntParameter(default=0, significant=False,
                                    description="extraction worker processes (0: all available cores); the output is the same for any number")
+    dump_templates = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                         description="expand the simple templates that the dump itself defines")
+    keep_disambiguation = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                              description="keep disambiguation pages as articles")
 
     def upstream(self):
         return self.requires()
 
     def stage_settings(self):
-        return {"text_policy": TEXT_POLICY_VERSION}
+        return {"text_policy": TEXT_POLICY_VERSION, "dump_templates": self.dump_templates,
+                "keep_disambiguation": self.keep_disambiguation}
 
     def stage_name(self):
         return f"policy{TEXT_POLICY_VERSION}"
@@ -44,10 +49,16 @@ class ExtractText(StageTask):
         stats = extract.ExtractionStats()
         metadata = {"wiki": self.wiki, "date": self.date, "text_policy": str(TEXT_POLICY_VERSION)}
 
+        processes = self.processes or extract.available_cores()
+        templates = None
+        if self.dump_templates:
+            self.report_progress("collecting the dump's templates")
+            templates = extract.collect_templates(paths, processes)
+
         with atomic_path(self.output().path, directory=True) as folder:
             articles = extract.iter_articles(paths, stats, default_site_base=f"https://{self.lang}.wikipedia.org/wiki/",
-                                             on_progress=self.report_progress,
-                                             processes=self.processes or extract.available_cores())
+                                             on_progress=self.report_progress, processes=processes,
+                                             templates=templates, keep_disambiguation=self.keep_disambiguation)
             with ArticleWriter(folder / "articles.parquet", metadata) as writer:
                 for article in articles:
                     writer.write(article)

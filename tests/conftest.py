@@ -16,6 +16,10 @@ MIRROR = REPO / "mirror"
 DATA = Path(__file__).resolve().parent / "data"
 BUNDLED_RUN = MIRROR / "enwiki" / "20160501"
 BUNDLED_DUMP = BUNDLED_RUN / "enwiki-20160501-pages-articles-multistream.xml.bz2"
+# The bundled dump's 206 pages: 98 articles, 8 disambiguation pages and 99 redirects
+# in namespace 0, and 1 redirect in namespace 4 (skipped for its namespace).
+BUNDLED_ARTICLES = 98
+BUNDLED_SKIPPED = {"redirect": 99, "disambiguation": 8, "namespace": 1}
 
 # A configuration small enough to run the whole DAG in seconds on one CPU core.
 TINY = {

@@ -12,7 +12,7 @@ from pipeline.dump import DumpError, DumpNotReady, Mirror, download_file, multis
 from pipeline.extract import ExtractionStats, iter_articles
 from pipeline.multistream import build_multistream, read_index, stream_offsets
 
-from conftest import BUNDLED_DUMP, BUNDLED_RUN, DATA
+from conftest import BUNDLED_ARTICLES, BUNDLED_DUMP, BUNDLED_RUN, BUNDLED_SKIPPED, DATA
 
 WIKI, DATE = "enwiki", "20160501"
 
@@ -31,8 +31,8 @@ def test_bundled_dump_counts():
     stats = ExtractionStats()
     articles = list(iter_articles([BUNDLED_DUMP], stats, default_site_base="https://en.wikipedia.org/wiki/"))
     assert stats.pages == 206
-    assert stats.articles == len(articles) == 106
-    assert stats.skipped == {"redirect": 99, "namespace": 1}
+    assert stats.articles == len(articles) == BUNDLED_ARTICLES
+    assert stats.skipped == BUNDLED_SKIPPED
     assert articles[0].title == "Anarchism"
     assert articles[0].url == "https://en.wikipedia.org/wiki/Anarchism"
 

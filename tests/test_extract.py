@@ -6,9 +6,9 @@ import bz2
 
 import pytest
 
-from pipeline.extract import ExtractionError, ExtractionStats, article_url, iter_articles
+from pipeline.extract import ExtractionError, ExtractionStats, article_url, collect_templates, iter_articles
 
-from conftest import BUNDLED_DUMP
+from conftest import BUNDLED_ARTICLES, BUNDLED_DUMP
 
 SITE = "https://en.wikipedia.org/wiki/Main_Page"
 
@@ -17,7 +17,7 @@ def _failing_on(title_text: str):
     """Return a converter factory whose converter raises on pages containing `title_text`."""
     from pipeline.wikitext import WikitextConverter
 
-    def factory(namespaces, templates=None):
+    def factory(namespaces, templates=None, keep_disambiguation=False):
         converter = WikitextConverter(namespaces)
 
         def convert(wikitext: str) -> str:
@@ -35,7 +35,7 @@ def test_page_that_raises_is_counted_not_fatal():
     articles = list(iter_articles([BUNDLED_DUMP], stats, SITE, converter_factory=_failing_on("'''Albedo'''")))
     assert stats.failed == {"RecursionError": 1}
     assert stats.failed_pages["RecursionError"] == [39]
-    assert stats.articles == len(articles) == 105
+    assert stats.articles == len(articles) == BUNDLED_ARTICLES - 1
     assert "Albedo" not in {article.title for article in articles}
 
 
@@ -116,7 +116,7 @@ def test_output_identical_for_any_process_count(tmp_path):
         assert result.returncode == 0, result.stderr
         outputs[processes] = _json_lines(tmp_path / str(processes))
     assert outputs[1] == outputs[2] == outputs[3]
-    assert outputs[1].count(b"\n") == 106
+    assert outputs[1].count(b"\n") == BUNDLED_ARTICLES
 
 
 def test_file_without_index_gives_same_articles(tmp_path):
@@ -140,7 +140,7 @@ def test_truncated_multistream_writes_pages_before_fault(tmp_path):
     assert "truncated" in result.stderr
     assert truncated.name in result.stderr
     written = _json_lines(tmp_path / "out").count(b"\n")
-    assert 0 < written < 106
+    assert 0 < written < BUNDLED_ARTICLES
 
 
 def test_missing_file_exits_one(tmp_path):
@@ -153,7 +153,7 @@ def test_doc_format_to_stdout(tmp_path):
     result = _cli(BUNDLED_DUMP, "-o", "-", "-q", "--processes", "1")
     assert result.returncode == 0
     assert result.stdout.startswith('<doc id="12" url="https://en.wikipedia.org/wiki/Anarchism" title="Anarchism">\nAnarchism\n\n')
-    assert result.stdout.count("</doc>\n") == 106
+    assert result.stdout.count("</doc>\n") == BUNDLED_ARTICLES
 
 
 def test_parquet_output(tmp_path):
@@ -163,7 +163,7 @@ def test_parquet_output(tmp_path):
     assert result.returncode == 0, result.stderr
     files = sorted(tmp_path.rglob("wiki_*.parquet"))
     assert len(files) > 1
-    assert sum(pq.ParquetFile(path).metadata.num_rows for path in files) == 106
+    assert sum(pq.ParquetFile(path).metadata.num_rows for path in files) == BUNDLED_ARTICLES
 
 
 @pytest.mark.parametrize("size", ["0", "1X", "-5"])
@@ -180,7 +180,7 @@ def test_size_budget_skips_and_records_page(tmp_path):
     articles = list(iter_articles([BUNDLED_DUMP], stats, SITE, budget=Budget(max_page_bytes=150_000)))
     over = stats.failed["over_size_budget"]
     assert over > 0
-    assert len(articles) == 106 - over
+    assert len(articles) == BUNDLED_ARTICLES - over
     assert len(stats.failed_pages["over_size_budget"]) == over
 
 
@@ -188,7 +188,7 @@ def test_time_budget_skips_slow_page(tmp_path):
     from pipeline.extract import Budget
     from pipeline.wikitext import WikitextConverter
 
-    def slow_on_albedo(namespaces, templates=None):
+    def slow_on_albedo(namespaces, templates=None, keep_disambiguation=False):
         converter = WikitextConverter(namespaces)
 
         def convert(wikitext):
@@ -203,7 +203,7 @@ def test_time_budget_skips_slow_page(tmp_path):
     articles = list(iter_articles([BUNDLED_DUMP], stats, SITE, converter_factory=slow_on_albedo,
                                   budget=Budget(max_page_seconds=0.5)))
     assert stats.failed_pages == {"over_time_budget": [39]}
-    assert len(articles) == 105
+    assert len(articles) == BUNDLED_ARTICLES - 1
 
 
 def _xml_cases():
@@ -211,16 +211,11 @@ def _xml_cases():
 
     from conftest import DATA
 
-    gaps = {
-        "jwpl1-redirect-spelling-variants": "redirects written only in the wikitext are not detected yet",
-        "we383-template-redirect-localised": "templates are not expanded from the dump's own template pages",
-    }
     for line in (DATA / "extraction-cases.jsonl").read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
         if case["input_kind"] == "xml":
-            marks = [pytest.mark.xfail(reason=gaps[case["id"]], strict=True)] if case["id"] in gaps else []
             path = DATA / "cases" / case["input_file"].removeprefix("inputs/")
-            yield pytest.param(path, json.loads(case["expected"]), case["id"], id=case["id"], marks=marks)
+            yield pytest.param(path, json.loads(case["expected"]), case["id"], id=case["id"])
 
 
 @pytest.mark.parametrize("path, expected, case_id", list(_xml_cases()))
@@ -229,7 +224,8 @@ def test_xml_case(path, expected, case_id):
     articles = []
     error = None
     try:
-        for article in iter_articles([path], stats, SITE):
+        # Templates defined in the dump itself are expanded, as the pipeline does by default.
+        for article in iter_articles([path], stats, SITE, templates=collect_templates([path])):
             articles.append({"title": article.title, "text": " ".join(article.text.split())})
     except ExtractionError as raised:
         error = str(raised)

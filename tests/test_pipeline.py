@@ -20,7 +20,7 @@ import torch
 
 from tasks import TrainWikiModel
 
-from conftest import MIRROR, REPO, TINY
+from conftest import BUNDLED_ARTICLES, BUNDLED_SKIPPED, MIRROR, REPO, TINY
 
 pytestmark = pytest.mark.slow
 
@@ -75,18 +75,18 @@ def test_build_writes_every_artifact(built):
 
     text = _one(run / "text", "policy*")
     stats = json.loads((text / "stats.json").read_text())
-    assert stats["articles"] == 106
-    assert stats["skipped"] == {"namespace": 1, "redirect": 99}
-    assert pq.ParquetFile(text / "articles.parquet").metadata.num_rows == 106
+    assert stats["articles"] == BUNDLED_ARTICLES
+    assert stats["skipped"] == BUNDLED_SKIPPED
+    assert pq.ParquetFile(text / "articles.parquet").metadata.num_rows == BUNDLED_ARTICLES
 
     shards = _one(run / "shards", "val*")
     manifest = json.loads((shards / "_manifest.json").read_text())
-    assert sum(split["articles"] for split in manifest["splits"].values()) == 106
+    assert sum(split["articles"] for split in manifest["splits"].values()) == BUNDLED_ARTICLES
     assert all((shards / shard["file"]).exists() for shard in manifest["shards"])
     assert manifest["source"]["dump_files"] == listing["files"]
     # The shard folder reads as one dataset: the manifest's name starts with "_" so readers skip it.
-    assert len(pd.read_parquet(shards)) == 106
-    assert ds.dataset(shards, format="parquet").count_rows() == 106
+    assert len(pd.read_parquet(shards)) == BUNDLED_ARTICLES
+    assert ds.dataset(shards, format="parquet").count_rows() == BUNDLED_ARTICLES
 
     vocabulary = json.loads(_one(run / "vocabulary", "coverage*/vocabulary.json").read_text())
     assert vocabulary["coverage"] >= 0.9999

@@ -15,7 +15,7 @@ from pipeline.extract import ExtractionStats, iter_articles
 from pipeline.shards import SPLITS, check_fractions, shard_paths, split_of, write_shards
 from pipeline.vocabulary import UNKNOWN_ID, Vocabulary, build_vocabulary, count_characters
 
-from conftest import BUNDLED_DUMP
+from conftest import BUNDLED_ARTICLES, BUNDLED_DUMP
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_shards_round_trip(tmp_path, bundled_articles):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == shard["sha256"]
         assert path.stat().st_size == shard["bytes"]
         assert pq.ParquetFile(path).metadata.num_rows == shard["rows"]
-    assert sum(totals["articles"] for totals in manifest["splits"].values()) == 106
+    assert sum(totals["articles"] for totals in manifest["splits"].values()) == BUNDLED_ARTICLES
     assert pq.ParquetFile(tmp_path / train[0]["file"]).metadata.row_group(0).column(0).compression == "ZSTD"
 
 
