@@ -10,8 +10,9 @@ Work is cut into jobs that worker processes run independently:
 
 - a multistream file with its index is cut into ranges of whole bzip2
   streams, and each worker reads and decompresses its own range;
-- a file without an index is decompressed by one reader, which cuts the
-  XML into chunks of whole <page> elements for the workers.
+- a file without an index is decompressed by one reader (bzip2 blocks in
+  parallel threads, with indexed_bzip2), which cuts the XML into chunks of
+  whole <page> elements for the workers.
 
 Results come back in job order, so the output is byte-identical whatever the
 number of processes. A file that is truncated, corrupt or not MediaWiki XML
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator, Optional, Sequence
 
+import indexed_bzip2
 import mwxml
 
 from pipeline.articles import Article
@@ -379,13 +381,20 @@ def _range_jobs(path: Path, index: Path, streams_per_range: Optional[int], proce
         yield Job(path=path, header=header, start=start, end=min(end, size), compressed_bytes=min(end, size) - start)
 
 
-def _decompressed(raw: IO[bytes]) -> IO[bytes]:
-    """Return a reader of the XML in `raw`: bzip2 when it starts with bzip2's magic bytes, else as is."""
+def _decompressed(raw: IO[bytes], threads: int) -> IO[bytes]:
+    """Return a reader of the XML in `raw`: bzip2 when it starts with bzip2's magic bytes, else as is.
+
+    With several threads, indexed_bzip2 finds the bzip2 blocks itself and
+    decompresses them in parallel, so a single-stream file without an index
+    is not limited to one core's decompression speed.
+    """
     magic = raw.read(3)
     raw.seek(0)
-    if magic == b"BZh":
-        return bz2.open(raw, "rb")
-    return io.BufferedReader(_Unclosing(raw))
+    if magic != b"BZh":
+        return io.BufferedReader(_Unclosing(raw))
+    if threads > 1:
+        return io.BufferedReader(indexed_bzip2.open(raw, parallelization=threads))
+    return bz2.open(raw, "rb")
 
 
 class _Unclosing(io.RawIOBase):
@@ -403,7 +412,7 @@ class _Unclosing(io.RawIOBase):
         return len(data)
 
 
-def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str]) -> Iterator[Job]:
+def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str], threads: int = 1) -> Iterator[Job]:
     """Cut a file without an index into chunks of whole pages, reading it once.
 
     A fault while reading (a truncated or corrupt file) is appended to `errors`
@@ -418,7 +427,7 @@ def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str]) -> Iterator
     seen_pages = 0
     decompressed = 0
     page_start = 0
-    with open(path, "rb") as raw, _decompressed(raw) as lines:
+    with open(path, "rb") as raw, _decompressed(raw, threads) as lines:
         try:
             for line in lines:
                 decompressed += len(line)
@@ -446,9 +455,10 @@ def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str]) -> Iterator
                         seen_pages += 1
                 elif not pages and not chunk and not consumed:
                     header.append(line)
-        except (EOFError, OSError) as error:
-            errors.append(f"{path}: failed to decompress near compressed byte {raw.tell()} "
-                          f"(after {seen_pages} complete pages): {error}")
+        except (EOFError, OSError, RuntimeError) as error:
+            # indexed_bzip2 reports a truncated or corrupt file as RuntimeError.
+            errors.append(f"{path}: failed to decompress after {decompressed} bytes of XML "
+                          f"({seen_pages} complete pages): {type(error).__name__}: {error}")
         if in_page and not errors:
             errors.append(f"{path}: truncated: the XML ends inside the <page> element that starts at "
                           f"decompressed byte {page_start}, after {seen_pages} complete pages.")
@@ -472,7 +482,7 @@ def _jobs(paths: Sequence[Path], errors: list[str], streams_per_range: Optional[
             yield from _range_jobs(path, index, streams_per_range, processes, errors)
         else:
             log.info("Reading %s sequentially (no multistream index beside it)", path.name)
-            yield from _chunk_jobs(path, pages_per_chunk, errors)
+            yield from _chunk_jobs(path, pages_per_chunk, errors, threads=processes)
         if errors:
             return
 

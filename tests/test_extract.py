@@ -236,3 +236,16 @@ def test_xml_case(path, expected, case_id):
         assert error is not None and "truncated" in error
     else:
         assert error is None
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_truncated_single_stream_file(tmp_path, processes):
+    data = bz2.compress(bz2.decompress(BUNDLED_DUMP.read_bytes()))
+    truncated = _write_bz2(tmp_path / "cut.xml.bz2", b"")
+    truncated.write_bytes(data[: len(data) // 2])
+    stats = ExtractionStats()
+    articles = []
+    with pytest.raises(ExtractionError, match="cut.xml.bz2: failed to decompress after"):
+        for article in iter_articles([truncated], stats, SITE, processes=processes):
+            articles.append(article)
+    assert 0 < len(articles) < BUNDLED_ARTICLES
