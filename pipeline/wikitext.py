@@ -142,12 +142,13 @@ COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 BEHAVIOUR_SWITCH = re.compile(r"__[^\W\d_a-z]+(?:_[^\W\d_a-z]+)*__")
 BOLD_ITALIC_RESIDUE = re.compile(r"'{2,}")
 SPACE_RUN = re.compile(r"[ \t\u00a0\u2007\u202f]+")
-SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]*(?:\x01[ \t]*)+(?=[.,;:!?])")
+# Spaces and marks before punctuation: "word \x01." (matched on the reversed text).
+REVERSED_SPACE_BEFORE_PUNCTUATION = re.compile(r"([.,;:!?])(?:[ \t]*\x01)+[ \t]*")
 EMPTY_BRACKETS = re.compile(r"\(\s*\x01[\s\x01,;]*\)")
 # "(\x01; born 1900)" and "(\x01, \x01; born 1900)": the separators go with what was dropped.
 SEPARATOR_AFTER_OPENING_BRACKET = re.compile(r"\(\s*\x01[\s\x01,;]*")
 # "(French: Nom; \x01)": likewise before a closing bracket.
-SEPARATOR_BEFORE_CLOSING_BRACKET = re.compile(r"[ \t,;]*\x01[ \t,;\x01]*\)")
+REVERSED_SEPARATOR_BEFORE_CLOSING_BRACKET = re.compile(r"\)[ \t,;\x01]*\x01[ \t,;]*")
 # "Nom; \x01; born": one separator stays.
 DOUBLE_SEPARATOR = re.compile(r"([,;])[ \t]*\x01[ \t\x01]*[,;]")
 # Lines of a table that mwparserfromhell could not parse as one (a row start,
@@ -697,13 +698,16 @@ def _plain(code: Wikicode) -> str:
 
 def _tidy(text: str) -> str:
     """Normalise whitespace and remove the marks that dropped markup left behind."""
-    # Each of these patterns needs a removal mark; most articles' text has none left.
+    # Each of these patterns needs a removal mark. Two of them run on the
+    # reversed text, where they start with a literal character that the
+    # regex engine finds quickly; forwards they were a tenth of all
+    # extraction time.
     if REMOVED in text:
         text = EMPTY_BRACKETS.sub("", text)
         text = SEPARATOR_AFTER_OPENING_BRACKET.sub("(", text)
-        text = SEPARATOR_BEFORE_CLOSING_BRACKET.sub(")", text)
+        text = REVERSED_SEPARATOR_BEFORE_CLOSING_BRACKET.sub(")", text[::-1])[::-1]
         text = DOUBLE_SEPARATOR.sub(r"\1", text)
-        text = SPACE_BEFORE_PUNCTUATION.sub("", text)
+        text = REVERSED_SPACE_BEFORE_PUNCTUATION.sub(r"\1", text[::-1])[::-1]
         text = text.replace(REMOVED, "")
     text = SPACE_RUN.sub(" ", text.replace("\r", "\n"))
     lines = (line.strip() for line in text.split("\n"))
