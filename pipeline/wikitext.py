@@ -109,8 +109,10 @@ _SCANNED_TAGS = "|".join(sorted(CUT_TAGS | PROTECTED_TAGS, key=len, reverse=True
 # run that may open a template, or a table start at the start of a line
 # (after indentation, as in ":{|").
 MARKUP_START = re.compile(
-    r"<!--|(?P<braces>\{\{)|<(?P<tag>" + _SCANNED_TAGS + r")(?=[\s/>])|^[ \t:]*(?P<table>\{\|)|(?P<link>\[\[)",
-    re.IGNORECASE | re.MULTILINE,
+    # Every alternative starts with "<", "{" or "[", so the engine can skip
+    # ahead to those characters; whether "{|" starts a line is checked in code.
+    r"<!--|(?P<braces>\{\{)|<(?P<tag>" + _SCANNED_TAGS + r")(?=[\s/>])|(?P<table>\{\|)|(?P<link>\[\[)",
+    re.IGNORECASE,
 )
 # A wikilink to an article with plain text around it: no namespace, no nested
 # markup. Most links of an article are of this kind, and turning them into
@@ -122,6 +124,9 @@ QUOTE_RUN = re.compile(r"'{2,}")
 PROTECTED_REGION = re.compile(
     r"<(" + "|".join(sorted(PROTECTED_TAGS)) + r")\b[^>]*?(?:/>|>.*?(?:</\1\s*>|\Z))", re.IGNORECASE | re.DOTALL)
 HIDDEN_REGION = re.compile(r"\x02(\d+)\x03")
+LIST_MARKERS = re.compile(r"[*#:]+[ \t]*")
+# A list line anywhere in a text: a newline (or the start) and then a marker.
+LIST_LINE = re.compile(r"(?:^|\n)[*#:]")
 # Text that would start a list item, a heading or preformatted text at the start of a line.
 LINE_START_MARKUP = re.compile(r"^[*#:;= \t-]")
 # Inside a template: brace runs, and what protects braces from counting.
@@ -263,8 +268,13 @@ def remove_dropped_markup(wikitext: str, renders_text: Callable[[str], bool] = t
             pieces.append(wikitext[position:])
             return "".join(pieces)
 
-        start = match.start("table") if match.group("table") else match.start()
+        start = match.start()
         pieces.append(wikitext[position:start])
+        if match.group("table") and not _starts_line(wikitext, start):
+            # "{|" inside a line is text, not a table.
+            pieces.append("{|")
+            position = start + 2
+            continue
 
         if match.group("link"):
             end, kept = _simple_link(wikitext, start)
@@ -281,6 +291,14 @@ def remove_dropped_markup(wikitext: str, renders_text: Callable[[str], bool] = t
 
         pieces.append(kept if kept is not None else _removal_mark(wikitext, start))
         position = end
+
+
+def _starts_line(wikitext: str, start: int) -> bool:
+    """Tell whether only spaces, tabs and colons (indentation) stand between `start` and the start of its line."""
+    position = start - 1
+    while position >= 0 and wikitext[position] in " \t:":
+        position -= 1
+    return position < 0 or wikitext[position] == "\n"
 
 
 def _drop_line_quotes(line: str) -> str:
@@ -322,15 +340,27 @@ def _drop_line_quotes(line: str) -> str:
     return "".join(pieces)
 
 
-def drop_quotes(text: str) -> str:
-    """Remove bold and italic quote runs, line by line, keeping the apostrophes that MediaWiki shows.
+def _drop_line_markup(line: str) -> str:
+    """Remove list markers at the start of a line and bold and italic quote runs from one line."""
+    if line[:1] in ("*", "#", ":"):
+        item = LIST_MARKERS.sub("", line, count=1)
+        # An item that starts with "----", "=" or "{|" would become a rule, heading or table on its own line.
+        if not item.startswith(("----", "=", "{|")):
+            line = item
+    return _drop_line_quotes(line) if "''" in line else line
 
-    Formatting is not text, and without the runs mwparserfromhell builds no
-    bold or italic node, which is a large share of its work on most articles.
-    The contents of protected tags (<nowiki>, <code>, <math>, ...) are left
-    as they are.
+
+def drop_line_markup(text: str) -> str:
+    """Remove list markers and bold and italic quotes, line by line, keeping what MediaWiki shows.
+
+    A list item ("*", "#", ":" at the start of a line) is already a line of
+    its own, so its markers go; ";" definition lines are left to the parser.
+    Quote runs go, keeping the apostrophes that MediaWiki shows. Neither is
+    text, and without them mwparserfromhell builds no list or formatting
+    nodes, which are most of its work on many articles. The contents of
+    protected tags (<nowiki>, <code>, <math>, ...) are left as they are.
     """
-    if "''" not in text:
+    if "''" not in text and not LIST_LINE.search(text):
         return text
     hidden: list[str] = []
 
@@ -340,7 +370,7 @@ def drop_quotes(text: str) -> str:
 
     # U+0002 and U+0003 cannot occur in XML 1.0, so they mark the hidden regions safely.
     text = PROTECTED_REGION.sub(hide, text)
-    text = "\n".join(_drop_line_quotes(line) if "''" in line else line for line in text.split("\n"))
+    text = "\n".join(_drop_line_markup(line) for line in text.split("\n"))
     return HIDDEN_REGION.sub(lambda match: hidden[int(match.group(1))], text) if hidden else text
 
 
@@ -538,7 +568,7 @@ class WikitextConverter:
         return self.templates is not None and self.templates.body(_template_title(name)) is not None
 
     def _parse(self, wikitext: str) -> Wikicode:
-        return mwparserfromhell.parse(drop_quotes(remove_dropped_markup(wikitext, self._renders_text)))
+        return mwparserfromhell.parse(drop_line_markup(remove_dropped_markup(wikitext, self._renders_text)))
 
     def _render(self, code: Wikicode, out: list[str]) -> None:
         for node in code.nodes:

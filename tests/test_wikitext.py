@@ -60,6 +60,8 @@ CASES = [
     ("heading own line", "Intro.\n== History ==\nText.", "Intro.\nHistory\nText."),
     ("heading with link", "=== The [[Moon]] ===\nText.", "The Moon\nText."),
     ("bulleted list", "Items:\n* one\n* two", "Items:\none\ntwo"),
+    ("list item starting with dashes", "* --------, Title of a book.", "--------, Title of a book."),
+    ("indented line", ": Indented text.", "Indented text."),
     ("numbered nested list", "# one\n## one a\n# two", "one\none a\ntwo"),
     ("definition list", "; Term : Definition", "Term\nDefinition"),
     ("entities decoded", "Fish &amp; chips &lt;3 &mdash; yes&#33;", "Fish & chips <3 — yes!"),
