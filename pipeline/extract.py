@@ -50,7 +50,7 @@ import mwxml
 from pipeline.articles import Article
 from pipeline.dump_templates import TEMPLATE_NAMESPACE, DumpTemplates
 from pipeline.multistream import StreamError, decompress_range, page_ranges, read_header, read_index, stream_offsets
-from pipeline.wikitext import Namespaces, WikitextConverter, is_disambiguation, redirect_target
+from pipeline.wikitext import Namespaces, WikitextConverter, interlanguage_prefixes, is_disambiguation, redirect_target
 
 log = logging.getLogger(__name__)
 
@@ -608,6 +608,8 @@ def iter_articles(
     started = last_report = time.monotonic()
     errors: list[str] = []
     runner = _JobRunner(default_site_base, budget, converter_factory, templates, keep_disambiguation)
+    # Load the namespace table before the workers fork, so that they share it instead of each reading it.
+    interlanguage_prefixes()
 
     jobs = _jobs(paths, errors, streams_per_range, pages_per_chunk, processes)
     for job, result in _ordered_results(jobs, processes, runner):

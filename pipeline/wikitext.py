@@ -125,8 +125,10 @@ PROTECTED_REGION = re.compile(
     r"<(" + "|".join(sorted(PROTECTED_TAGS)) + r")\b[^>]*?(?:/>|>.*?(?:</\1\s*>|\Z))", re.IGNORECASE | re.DOTALL)
 HIDDEN_REGION = re.compile(r"\x02(\d+)\x03")
 LIST_MARKERS = re.compile(r"[*#:]+[ \t]*")
-# A list line anywhere in a text: a newline (or the start) and then a marker.
-LIST_LINE = re.compile(r"(?:^|\n)[*#:]")
+# A heading is a whole line between runs of 1 to 6 equals signs; the shorter run sets the level.
+HEADING_LINE = re.compile(r"^(={1,6})(.+?)\1[ \t]*$")
+# A list or heading line anywhere in a text: a newline (or the start) and then its marker.
+LINE_MARKUP = re.compile(r"(?:^|\n)[*#:=]")
 # Text that would start a list item, a heading or preformatted text at the start of a line.
 LINE_START_MARKUP = re.compile(r"^[*#:;= \t-]")
 # Inside a template: brace runs, and what protects braces from counting.
@@ -341,8 +343,12 @@ def _drop_line_quotes(line: str) -> str:
 
 
 def _drop_line_markup(line: str) -> str:
-    """Remove list markers at the start of a line and bold and italic quote runs from one line."""
-    if line[:1] in ("*", "#", ":"):
+    """Remove list markers at the start of a line, heading markup and bold and italic quote runs from one line."""
+    if line[:1] == "=":
+        heading = HEADING_LINE.match(line)
+        if heading:
+            line = heading.group(2).strip()
+    elif line[:1] in ("*", "#", ":"):
         item = LIST_MARKERS.sub("", line, count=1)
         # An item that starts with "----", "=" or "{|" would become a rule, heading or table on its own line.
         if not item.startswith(("----", "=", "{|")):
@@ -353,14 +359,15 @@ def _drop_line_markup(line: str) -> str:
 def drop_line_markup(text: str) -> str:
     """Remove list markers and bold and italic quotes, line by line, keeping what MediaWiki shows.
 
-    A list item ("*", "#", ":" at the start of a line) is already a line of
-    its own, so its markers go; ";" definition lines are left to the parser.
+    A list item ("*", "#", ":" at the start of a line) or a heading
+    ("== History ==") is already a line of its own, so its markers go; ";"
+    definition lines are left to the parser.
     Quote runs go, keeping the apostrophes that MediaWiki shows. Neither is
     text, and without them mwparserfromhell builds no list or formatting
     nodes, which are most of its work on many articles. The contents of
     protected tags (<nowiki>, <code>, <math>, ...) are left as they are.
     """
-    if "''" not in text and not LIST_LINE.search(text):
+    if "''" not in text and not LINE_MARKUP.search(text):
         return text
     hidden: list[str] = []
 

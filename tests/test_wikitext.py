@@ -58,6 +58,8 @@ CASES = [
     ("html table dropped", "Before.<table><tr><td>cell</td></tr></table> After.", "Before. After."),
     ("comment dropped", "A <!-- hidden --> B.", "A B."),
     ("heading own line", "Intro.\n== History ==\nText.", "Intro.\nHistory\nText."),
+    ("heading without spaces", "Intro.\n==History==\nText.", "Intro.\nHistory\nText."),
+    ("unbalanced heading", "Intro.\n=== History ==\nText.", "Intro.\n= History\nText."),
     ("heading with link", "=== The [[Moon]] ===\nText.", "The Moon\nText."),
     ("bulleted list", "Items:\n* one\n* two", "Items:\none\ntwo"),
     ("list item starting with dashes", "* --------, Title of a book.", "--------, Title of a book."),
