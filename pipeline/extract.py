@@ -363,8 +363,9 @@ def _range_jobs(path: Path, index: Path, streams_per_range: Optional[int], proce
         errors.append(f"{index}: the index lists no pages.")
         return
     if streams_per_range is None:
-        # Small files still get several jobs per worker; big ones get ranges of about 1000 pages.
-        streams_per_range = max(1, min(STREAMS_PER_RANGE, len(offsets) // (4 * processes)))
+        # At least 8 jobs per worker where the file allows, so that the last job
+        # is a small share of the run; big files get ranges of about 1000 pages.
+        streams_per_range = max(1, min(STREAMS_PER_RANGE, len(offsets) // (8 * processes)))
     size = path.stat().st_size
     try:
         header = read_header(path, min(offsets[0], size))
