@@ -33,6 +33,9 @@ class DownloadDumpFile(StageTask):
     def resources(self):
         return connection_resource(self.mirror)
 
+    def output_dir(self):
+        return self.run_dir / self.stage
+
     def output(self):
         return luigi.LocalTarget(self.run_dir / self.stage / self.file_name, format=luigi.format.Nop)
 
