@@ -249,3 +249,15 @@ def test_truncated_single_stream_file(tmp_path, processes):
         for article in iter_articles([truncated], stats, SITE, processes=processes):
             articles.append(article)
     assert 0 < len(articles) < BUNDLED_ARTICLES
+
+
+def test_invalid_utf8_names_file_and_position(tmp_path):
+    xml = bz2.decompress(BUNDLED_DUMP.read_bytes())
+    cut = xml.index(b"'''Albedo'''")
+    broken = _write_bz2(tmp_path / "broken.xml.bz2", xml[:cut] + b"\xff\xfe" + xml[cut:])
+    result = _cli(broken, "-o", tmp_path / "out", "--json", "--processes", "1")
+    assert result.returncode == 1
+    assert "broken.xml.bz2: invalid XML" in result.stderr
+    assert "after page" in result.stderr
+    written = _json_lines(tmp_path / "out").count(b"\n")
+    assert 0 < written < BUNDLED_ARTICLES
