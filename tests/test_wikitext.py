@@ -8,7 +8,6 @@ import pytest
 
 from pipeline.dump_templates import DumpTemplates
 from pipeline.wikitext import (
-    TEXT_POLICY_VERSION,
     Namespaces,
     WikitextConverter,
     is_disambiguation,
@@ -193,10 +192,6 @@ FAULT_KINDS = [
 @pytest.mark.parametrize("name, wikitext, expected", FAULT_KINDS, ids=[case[0] for case in FAULT_KINDS])
 def test_fault_kind(name, wikitext, expected):
     assert ENGLISH.to_text(wikitext) == expected
-
-
-def test_policy_version_raised():
-    assert TEXT_POLICY_VERSION == 2
 
 
 @pytest.mark.parametrize("wikitext, expected", [
