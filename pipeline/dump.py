@@ -275,7 +275,7 @@ def download_file(
     The file appears at `destination` only when both match; on a mismatch the
     partial copy is deleted and DumpError names the file and both values.
     Over http(s), the bytes received so far stay in `{destination}.part`
-    between attempts and runs, and the next attempt asks only for the rest.
+    between attempts and runs, and the next attempt requests only the rest.
     """
     source = mirror.location(wiki, date, dump_file.name)
     log.info("Downloading %s (%.1f MB) from %s", dump_file.name, dump_file.size / 1e6, source)
@@ -320,7 +320,7 @@ def _download_http(mirror: Mirror, url: str, dump_file: DumpFile, destination: P
     request sends `Range: bytes=N-` with `If-Range` set to the validator
     (ETag or Last-Modified) of the response that started the file, so a
     server whose file changed sends the whole new file instead of a mismatched
-    tail. A server that answers 200 to a range request is sending the whole
+    tail. A server that responds 200 to a range request is sending the whole
     file, and the partial file starts over.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)

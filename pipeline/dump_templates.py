@@ -8,7 +8,7 @@ functions (`{{#if:...}}`), tables or Lua are not simple and are left to the
 built-in registry or dropped.
 
 Redirects between templates are followed, so {{Lien}} expands like
-{{Lien web}} when the dump says Modèle:Lien redirects there.
+{{Lien web}} when the dump's Modèle:Lien page redirects there.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Write articles in the formats other tools read: wikiextractor's <doc> blocks, JSON lines, Parquet.
 
 Files follow wikiextractor's layout: folders AA, AB, ... with files
-wiki_00 ... wiki_99 each, a new file once one holds `max_bytes` of output.
+wiki_00 ... wiki_99 each, a new file once one contains `max_bytes` of output.
 Writing to "-" sends everything to standard output instead.
 """
 

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 ARTICLE_NAMESPACE = 0
 # Page ids are kept for every failed or over-budget page, up to this many per reason.
 PAGE_IDS_PER_REASON = 1000
-# Most streams per job: 10 streams of 100 pages keep a job's memory to a few tens of MB.
+# Maximum streams per job: 10 streams of 100 pages keep a job's memory to a few tens of MB.
 STREAMS_PER_RANGE = 10
 PAGES_PER_CHUNK = 1000
 FOOTER = b"</mediawiki>\n"
@@ -195,7 +195,7 @@ def _job_location(job: Job, last_page_id: Optional[int]) -> str:
 def run_job(job: Job, default_site_base: str, budget: Budget,
             converter_factory: ConverterFactory = default_converter,
             templates: Optional[DumpTemplates] = None, keep_disambiguation: bool = False) -> JobResult:
-    """Extract the articles of one job. Never raises for bad input: faults come back in `error`."""
+    """Extract the articles of one job. A truncated, corrupt or invalid range comes back in `error`, not raised."""
     stats = ExtractionStats()
     articles: list[Article] = []
     pages, error = _job_pages(job)

@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if arguments.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    output_format = "parquet" if arguments.parquet else "json" if arguments.json else "doc"
+    output_format = "doc"
+    if arguments.parquet:
+        output_format = "parquet"
+    elif arguments.json:
+        output_format = "json"
     writer = RotatingWriter(arguments.output, output_format, arguments.bytes)
     stats = ExtractionStats()
     budget = Budget(max_page_bytes=arguments.max_page_bytes, max_page_seconds=arguments.max_page_seconds)
