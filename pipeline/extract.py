@@ -27,10 +27,12 @@ Command line, with wikiextractor's options and output layout:
 from __future__ import annotations
 
 import bz2
+import codecs
 import collections
 import datetime as dt
 import html
 import io
+import itertools
 import logging
 import multiprocessing
 import os
@@ -60,6 +62,8 @@ PAGE_IDS_PER_REASON = 1000
 # Maximum streams per job: 10 streams of 100 pages keep a job's memory to a few tens of MB.
 STREAMS_PER_RANGE = 10
 PAGES_PER_CHUNK = 1000
+# A siteinfo header is a few kB; this much XML without a <page> means the file is not a dump.
+MAX_HEADER_BYTES = 16 << 20
 FOOTER = b"</mediawiki>\n"
 PAGE_END = b"</page>"
 
@@ -187,9 +191,18 @@ def _job_pages(job: Job) -> tuple[bytes, Optional[str]]:
     return _complete_pages(pages), f"{job.path}: {error}" if error else None
 
 
-def _job_location(job: Job, last_page_id: Optional[int]) -> str:
-    where = f"after page {last_page_id}" if last_page_id is not None else "before its first page"
-    return f"bytes {job.start}-{job.end} {where}" if job.start is not None else f"a chunk of pages, {where}"
+def _job_location(job: Job, last_page_id: Optional[int], current_page_id: Optional[int] = None) -> str:
+    """Say where in a job a parse failed: inside which page when known, and after which complete page."""
+    where = f"after page {last_page_id}" if last_page_id is not None else "before its first complete page"
+    if current_page_id is not None:
+        where = f"page {current_page_id}, {where}"
+    return f"bytes {job.start}-{job.end}, {where}" if job.start is not None else f"a chunk of pages, {where}"
+
+
+def _parse_fault(job: Job, last_page_id: Optional[int], current_page_id: Optional[int], error: Exception) -> str:
+    # expat's line and column count from the start of the job's XML (header and pages), not the file.
+    return (f"{job.path}: invalid XML in {_job_location(job, last_page_id, current_page_id)}: "
+            f"{type(error).__name__}: {error} (line and column within this job's XML)")
 
 
 def run_job(job: Job, default_site_base: str, budget: Budget,
@@ -202,7 +215,7 @@ def run_job(job: Job, default_site_base: str, budget: Budget,
     if not pages.strip():
         return JobResult(articles, stats, error)
 
-    last_page_id = None
+    last_page_id = current_page_id = None
     try:
         dump = mwxml.Dump.from_file(io.BytesIO(job.header + pages + FOOTER))
         names = {namespace.id: namespace.name for namespace in (dump.site_info.namespaces or [])}
@@ -212,12 +225,14 @@ def run_job(job: Job, default_site_base: str, budget: Budget,
         language = next(iter(namespaces.languages)) if len(namespaces.languages) == 1 else None
         site_base = dump.site_info.base or default_site_base
         for page in dump:
-            last_page_id = page.id
+            # The page's id is read before its revisions, so a fault in its text names it.
+            current_page_id = page.id
             article = _page_article(page, convert, site_base, stats, budget, language, keep_disambiguation)
             if article is not None:
                 articles.append(article)
+            last_page_id, current_page_id = current_page_id, None
     except Exception as parse_error:  # mwxml and expat raise many types for malformed XML
-        error = error or f"{job.path}: invalid XML in {_job_location(job, last_page_id)}: {type(parse_error).__name__}: {parse_error}"
+        error = error or _parse_fault(job, last_page_id, current_page_id, parse_error)
     return JobResult(articles, stats, error)
 
 
@@ -227,17 +242,18 @@ def collect_job(job: Job) -> tuple[DumpTemplates, Optional[str]]:
     pages, error = _job_pages(job)
     if not pages.strip():
         return templates, error
-    last_page_id = None
+    last_page_id = current_page_id = None
     try:
         for page in mwxml.Dump.from_file(io.BytesIO(job.header + pages + FOOTER)):
-            last_page_id = page.id
+            current_page_id = page.id
             revision = None
             for revision in page:
                 pass
             if page.namespace == TEMPLATE_NAMESPACE and revision is not None:
                 templates.add_page(page.title, revision.text, page.redirect)
+            last_page_id, current_page_id = current_page_id, None
     except Exception as parse_error:  # mwxml and expat raise many types for malformed XML
-        error = error or f"{job.path}: invalid XML in {_job_location(job, last_page_id)}: {type(parse_error).__name__}: {parse_error}"
+        error = error or _parse_fault(job, last_page_id, current_page_id, parse_error)
     return templates, error
 
 
@@ -372,8 +388,22 @@ def _range_jobs(path: Path, index: Path, streams_per_range: Optional[int], proce
     except StreamError as error:
         errors.append(str(error))
         return
+    try:
+        encoding, _ = _encoding_of(path, header)
+    except _ReadFault as error:
+        errors.append(str(error))
+        return
+    if encoding != "utf-8":
+        # Each stream is decompressed and parsed on its own, so a multistream file cannot be transcoded.
+        errors.append(f"{path}: the multistream file is encoded as {encoding}; its ranges can be read only in UTF-8: "
+                      f"decompress it and read the .xml file instead, which is transcoded.")
+        return
     if b"<mediawiki" not in header or b"<siteinfo" not in header:
         errors.append(f"{path}: the first bzip2 stream is not a MediaWiki <siteinfo> header; is this a multistream dump?")
+        return
+    fault = _header_fault(path, header)
+    if fault:
+        errors.append(fault)
         return
     for start, end in page_ranges(offsets, max(size, offsets[-1] + 1), streams_per_range):
         if start >= size:
@@ -398,6 +428,136 @@ def _decompressed(raw: IO[bytes], threads: int) -> IO[bytes]:
     return bz2.open(raw, "rb")
 
 
+# Byte order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# The XML declaration's encoding pseudo-attribute, in the declaration at the very start.
+DECLARED_ENCODING = re.compile(r"""^\s*<\?xml[^>]*?\sencoding\s*=\s*(["'])([A-Za-z][A-Za-z0-9._-]*)\1""")
+SNIFF_BYTES = 4096
+TRANSCODE_BLOCK = 1 << 16
+
+
+class _ReadFault(ValueError):
+    """The XML of a file cannot be read as text; the message names the file and the byte offset."""
+
+
+def _encoding_of(path: Path, head: bytes) -> tuple[str, int]:
+    """Return the codec of the XML that starts with `head`, and the length of its byte order mark.
+
+    A byte order mark decides. Without one, UTF-16 is recognised by the zero
+    byte before or after the first "<". Otherwise the XML declaration's
+    encoding counts, and UTF-8 when there is none. Raises _ReadFault for an encoding Python does not know.
+    """
+    for mark, encoding in BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return encoding, len(mark)
+    if head.startswith(b"<\x00"):
+        return "utf-16-le", 0
+    if head.startswith(b"\x00<"):
+        return "utf-16-be", 0
+    # The declaration is ASCII, so decoding as Latin-1 reads it in any ASCII-compatible encoding.
+    match = DECLARED_ENCODING.match(head.decode("latin-1"))
+    if match is None:
+        return "utf-8", 0
+    try:
+        return codecs.lookup(match.group(2)).name, 0
+    except LookupError:
+        raise _ReadFault(f"{path}: the XML declaration names the encoding {match.group(2)!r}, which Python does "
+                         f"not know; convert the file to UTF-8 (for example with iconv) and read it again.") from None
+
+
+def _declared_utf8(line: str) -> str:
+    """Return the first line of a transcoded file with its XML declaration's encoding changed to UTF-8."""
+    match = DECLARED_ENCODING.match(line)
+    if match is None:
+        return line
+    return line[: match.start(2)] + "UTF-8" + line[match.end(2):]
+
+
+def _xml_lines(path: Path, stream: IO[bytes]) -> Iterator[tuple[bytes, int]]:
+    """Yield the lines of the XML in `stream` as UTF-8, each with the number of bytes it took in `stream`.
+
+    UTF-8 (with or without a byte order mark) passes through unchecked: expat
+    checks it in the workers. Any other encoding is decoded here, before the
+    XML is cut into pages, since the cutting looks for "<page>" as bytes, and
+    the XML declaration is changed to name UTF-8. A byte sequence that is not
+    valid in the file's encoding raises _ReadFault with its decompressed byte offset.
+    """
+    # The first line contains the byte order mark and the XML declaration, if any. In
+    # UTF-16 it ends at the first 0x0A byte, which is harmless: the decoder sees all bytes.
+    head = stream.readline(SNIFF_BYTES)
+    encoding, mark = _encoding_of(path, head)
+    if encoding == "utf-8":
+        if head and not head.endswith(b"\n"):
+            head += stream.readline()
+        yield head[mark:], len(head)
+        for line in stream:
+            yield line, len(line)
+        return
+
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    # Re-encoding each line gives its size in the file; an incremental encoder adds a mark only once.
+    encoder = codecs.getincrementalencoder(encoding)()
+    offset = mark
+    block = head[mark:]
+    pending = ""
+    first = True
+    while True:
+        final = not block
+        buffered, flag = decoder.getstate()
+        try:
+            text = decoder.decode(block, final)
+            fault = None
+        except UnicodeDecodeError as error:
+            # error.start counts from the bytes the decoder buffered from the previous block.
+            fault = _ReadFault(f"{path}: the XML is not valid {encoding} at decompressed byte "
+                               f"{offset - len(buffered) + error.start}: {error.reason}")
+            # Decode what comes before the fault again, so that the pages it completes are kept.
+            decoder.setstate((buffered, flag))
+            text = decoder.decode(block[: max(error.start - len(buffered), 0)], False)
+        offset += len(block)
+        lines = (pending + text).split("\n")
+        pending = lines.pop()
+        sources = [line + "\n" for line in lines]
+        if final and pending:
+            sources.append(pending)
+        for source in sources:
+            size = len(encoder.encode(source)) + (mark if first else 0)
+            yield (_declared_utf8(source) if first else source).encode("utf-8"), size
+            first = False
+        if fault is not None:
+            raise fault
+        if final:
+            return
+        block = stream.read(TRANSCODE_BLOCK)
+
+
+def _header_fault(path: Path, header: bytes) -> Optional[str]:
+    """Return why the XML before the first <page> cannot be a dump header, or None when it can.
+
+    Wikimedia's dumps have no document type declaration. One here could
+    declare entities that expat would expand (the "billion laughs" bomb) or
+    refer to external files, so the file is rejected before any worker parses it.
+    """
+    doctype = re.search(rb"<!(DOCTYPE|ENTITY)", header)
+    if doctype:
+        return (f"{path}: rejected a document type declaration (<!{doctype.group(1).decode()}) at decompressed byte "
+                f"{doctype.start()}: MediaWiki dumps contain none, and its entities are never expanded or fetched. "
+                f"Remove it and read the file again.")
+    if b"<mediawiki" not in header:
+        return f"{path}: not a MediaWiki XML dump: no <mediawiki> element in its first {len(header)} bytes."
+    page = re.search(rb"<page[\s>]", header)
+    if page:
+        return (f"{path}: a <page> element at decompressed byte {page.start()} does not begin a line; this reader "
+                f"cuts pages at line starts, as Wikimedia writes them: reformat the XML (for example with xmllint --format).")
+    return None
+
+
 class _Unclosing(io.RawIOBase):
     """A view of a file object whose close() leaves the file open, so the caller can still call tell()."""
 
@@ -416,8 +576,11 @@ class _Unclosing(io.RawIOBase):
 def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str], threads: int = 1) -> Iterator[Job]:
     """Cut a file without an index into chunks of whole pages, reading it once.
 
-    A fault while reading (a truncated or corrupt file) is appended to `errors`
-    after the complete pages before it have been yielded as a last chunk.
+    The XML is transcoded to UTF-8 first when it is in another encoding (see
+    _xml_lines). A fault (a truncated or corrupt file, bytes invalid in the
+    file's encoding, a header that is not a MediaWiki one, text outside the
+    <page> elements) is appended to `errors` after the complete pages before
+    it have been yielded as a last chunk.
     """
     header: list[bytes] = []
     chunk: list[bytes] = []
@@ -428,10 +591,11 @@ def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str], threads: in
     seen_pages = 0
     decompressed = 0
     page_start = 0
-    with open(path, "rb") as raw, _decompressed(raw, threads) as lines:
+    header_checked = False
+    with open(path, "rb") as raw, _decompressed(raw, threads) as stream:
         try:
-            for line in lines:
-                decompressed += len(line)
+            for line, size in _xml_lines(path, stream):
+                decompressed += size
                 stripped = line.strip()
                 if in_page:
                     page_lines.append(line)
@@ -446,26 +610,50 @@ def _chunk_jobs(path: Path, pages_per_chunk: int, errors: list[str], threads: in
                             consumed = raw.tell()
                             chunk, pages = [], 0
                 elif stripped.startswith(b"<page>") or stripped == b"<page":
+                    if not header_checked:
+                        header_checked = True
+                        fault = _header_fault(path, b"".join(header))
+                        if fault:
+                            errors.append(fault)
+                            break
+                        if not any(b"<siteinfo" in header_line for header_line in header):
+                            # Some exports have no <siteinfo>; mwxml needs one, and an empty one
+                            # leaves the namespaces to MediaWiki's canonical names.
+                            header.append(b"<siteinfo></siteinfo>\n")
                     in_page = True
-                    page_start = decompressed - len(line)
+                    page_start = decompressed - size
                     page_lines = [line]
                     if stripped.endswith(PAGE_END):
                         chunk.append(line)
                         in_page = False
                         pages += 1
                         seen_pages += 1
-                elif not pages and not chunk and not consumed:
+                elif not seen_pages:
                     header.append(line)
+                    if decompressed > MAX_HEADER_BYTES:
+                        errors.append(f"{path}: not a MediaWiki XML dump: no <page> element begins a line in "
+                                      f"the first {decompressed} bytes of XML.")
+                        break
+                elif stripped and stripped != FOOTER.strip():
+                    # Dropping it would lose pages silently, as with two pages on one line.
+                    errors.append(f"{path}: unexpected XML outside a <page> element at decompressed byte "
+                                  f"{decompressed - size}, after {seen_pages} complete pages: {stripped[:80]!r}.")
+                    break
         except (EOFError, OSError, RuntimeError) as error:
             # indexed_bzip2 reports a truncated or corrupt file as RuntimeError.
             errors.append(f"{path}: failed to decompress after {decompressed} bytes of XML "
                           f"({seen_pages} complete pages): {type(error).__name__}: {error}")
+        except _ReadFault as error:
+            errors.append(f"{error} ({seen_pages} complete pages before it)")
         if in_page and not errors:
             errors.append(f"{path}: truncated: the XML ends inside the <page> element that starts at "
                           f"decompressed byte {page_start}, after {seen_pages} complete pages.")
         if not seen_pages and not in_page and not errors:
-            if b"<mediawiki" not in b"".join(header):
-                errors.append(f"{path}: not a MediaWiki XML dump: no <mediawiki> element in the first {decompressed} bytes.")
+            fault = _header_fault(path, b"".join(header))
+            if not decompressed:
+                errors.append(f"{path}: empty: the file holds no XML (0 bytes after decompression).")
+            elif fault:
+                errors.append(fault)
             else:
                 log.warning("%s contains no <page> elements", path)
         if chunk:
@@ -578,6 +766,36 @@ def collect_templates(paths: Sequence[Path], processes: int = 1) -> DumpTemplate
     return templates
 
 
+class _SeenPageIds:
+    """The page ids of the articles yielded so far, one bit each below BITMAP_PAGE_IDS (32 MB at most), in a set above it.
+
+    Dumps list pages by increasing id, so the bitmap grows to the largest id:
+    about 10 MB for the English Wikipedia's roughly 80 million ids, where a
+    set of its roughly 7 million article ids would take several hundred MB (estimates).
+    """
+
+    BITMAP_PAGE_IDS = 1 << 28
+
+    def __init__(self):
+        self.bits = bytearray()
+        self.large: set[int] = set()
+
+    def add(self, page_id: int) -> bool:
+        """Record `page_id`; return False when it was already recorded."""
+        if page_id < 0 or page_id >= self.BITMAP_PAGE_IDS:
+            if page_id in self.large:
+                return False
+            self.large.add(page_id)
+            return True
+        byte, bit = divmod(page_id, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits) // 2)))
+        if self.bits[byte] >> bit & 1:
+            return False
+        self.bits[byte] |= 1 << bit
+        return True
+
+
 def iter_articles(
     paths: Sequence[Path],
     stats: ExtractionStats,
@@ -600,8 +818,14 @@ def iter_articles(
     the wikitext-to-text function; with several processes it must be
     picklable. Disambiguation pages are skipped and counted unless
     `keep_disambiguation`.
-    Raises ExtractionError for a missing, truncated, corrupt or non-XML file,
-    after yielding every complete article before the fault.
+    An article whose page id repeats an earlier article's id (across all
+    `paths`) is skipped and counted as "duplicate_page_id": output is keyed
+    by page id, and the first copy is kept.
+    Raises ExtractionError for a missing, empty, truncated, corrupt or
+    non-XML file, one with a document type declaration, or one whose bytes
+    are invalid in its encoding, after yielding every complete article
+    before the fault. XML in UTF-16 or in an encoding its declaration names
+    is transcoded to UTF-8 when the file has no multistream index.
     """
     paths = [Path(path) for path in paths]
     total_bytes = sum(path.stat().st_size for path in paths if path.exists()) or 1
@@ -613,9 +837,20 @@ def iter_articles(
     interlanguage_prefixes()
 
     jobs = _jobs(paths, errors, streams_per_range, pages_per_chunk, processes)
+    seen = _SeenPageIds()
     for job, result in _ordered_results(jobs, processes, runner):
         stats.merge(result.stats)
-        yield from result.articles
+        for article in result.articles:
+            # Checked here, where results arrive in dump order, because each worker reads only its own job.
+            if not seen.add(article.page_id):
+                stats.articles -= 1
+                stats.characters -= len(article.text)
+                stats.skip("duplicate_page_id")
+                if stats.skipped["duplicate_page_id"] == 1:
+                    log.warning("%s: page id %d (%r) repeats an earlier article's id; keeping the first, counting the rest",
+                                job.path, article.page_id, article.title)
+                continue
+            yield article
         if result.error:
             raise ExtractionError(result.error)
 

@@ -10,9 +10,9 @@ text instead of <doc> blocks, --processes the number of worker processes,
 --parquet writes Parquet files with the project's article schema, and
 --keep-disambiguation keeps disambiguation pages, which are dropped by default.
 
-Exit status: 0 on success; 1 when a file is missing, truncated, corrupt or not
-MediaWiki XML, after writing every complete page before the fault; 2 for
-invalid options.
+Exit status: 0 on success; 1 when a file is missing, empty, truncated, corrupt,
+not MediaWiki XML, in an unknown encoding or carries a <!DOCTYPE>, after
+writing every complete page before the fault; 2 for invalid options.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def parse_size(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.extract", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dumps", nargs="+", type=Path, metavar="DUMP", help="bzip2 dump files, multistream or not")
+    parser.add_argument("dumps", nargs="+", type=Path, metavar="DUMP",
+                        help="dump files: bzip2 (multistream or not) or plain XML")
     parser.add_argument("-o", "--output", required=True, help="output folder, or - for standard output")
     parser.add_argument("-b", "--bytes", type=parse_size, default=parse_size("1M"), help="bytes per output file (default 1M)")
     output = parser.add_mutually_exclusive_group()
