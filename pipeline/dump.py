@@ -87,16 +87,21 @@ def user_agent(contact: str = "") -> str:
 
 @dataclass(frozen=True)
 class DumpFile:
-    """One published file of a dump job, as listed in dumpstatus.json."""
+    """One published file of a dump job, as listed in dumpstatus.json, with at least one checksum."""
 
     name: str
     size: int
-    sha1: str
+    sha1: str = ""
     md5: str = ""
 
     @property
     def is_index(self) -> bool:
         return "-index" in self.name
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """Return (algorithm, expected hex digest): sha1 when published, else md5."""
+        return ("sha1", self.sha1) if self.sha1 else ("md5", self.md5)
 
 
 class Mirror:
@@ -185,7 +190,7 @@ def multistream_files(status: dict, wiki: str, date: str) -> list[DumpFile]:
     """Return the files of the multistream job of a run, or raise DumpNotReady.
 
     The job must be `done` and every file must be published with its url,
-    size and sha1. File names must belong to this wiki and date and may not
+    size and a checksum (sha1, or md5 where that is all there is). File names must belong to this wiki and date and may not
     contain path separators, so a tampered status file cannot write outside
     the data root.
     """
@@ -203,13 +208,16 @@ def multistream_files(status: dict, wiki: str, date: str) -> list[DumpFile]:
     for name, entry in sorted(files.items()):
         if not name_pattern.match(name) or ".." in name:
             raise DumpError(f"{wiki} {date}: unexpected file name {name!r} in dumpstatus.json; refusing to download it")
-        missing = [key for key in ("url", "size", "sha1") if not entry.get(key)]
+        missing = [key for key in ("url", "size") if not entry.get(key)]
+        if not entry.get("sha1") and not entry.get("md5"):
+            missing.append("sha1 or md5")
         if missing:
             raise DumpNotReady(f"{wiki} {date}: file {name} is not published yet (missing {', '.join(missing)})")
         expected_url = f"/{wiki}/{date}/{name}"
         if entry["url"] != expected_url:
             raise DumpError(f"{wiki} {date}: file {name} has url {entry['url']!r}, expected {expected_url!r}")
-        result.append(DumpFile(name=name, size=int(entry["size"]), sha1=entry["sha1"].lower(), md5=entry.get("md5", "")))
+        result.append(DumpFile(name=name, size=int(entry["size"]), sha1=entry.get("sha1", "").lower(),
+                               md5=entry.get("md5", "").lower()))
 
     if not any(file.is_index for file in result) or all(file.is_index for file in result):
         raise DumpNotReady(f"{wiki} {date}: job {MULTISTREAM_JOB} must list both dump files and index files")
@@ -270,7 +278,7 @@ def download_file(
     report_every: float = 5.0,
     retry: RetryPolicy = RetryPolicy(),
 ) -> Path:
-    """Copy one dump file to `destination`, verified against its size and sha1.
+    """Copy one dump file to `destination`, verified against its size and checksum (sha1, else md5).
 
     The file appears at `destination` only when both match; on a mismatch the
     partial copy is deleted and DumpError names the file and both values.
@@ -285,15 +293,15 @@ def download_file(
     else:
         _copy_stream(mirror, wiki, date, source, dump_file, destination, on_progress, report_every)
     elapsed = max(time.monotonic() - started, 1e-9)
-    log.info("Downloaded %s: %.1f MB in %.1f s (%.1f MB/s), sha1 verified",
-             dump_file.name, dump_file.size / 1e6, elapsed, dump_file.size / 1e6 / elapsed)
+    log.info("Downloaded %s: %.1f MB in %.1f s (%.1f MB/s), %s verified",
+             dump_file.name, dump_file.size / 1e6, elapsed, dump_file.size / 1e6 / elapsed, dump_file.checksum[0])
     return destination
 
 
 def _copy_stream(mirror: Mirror, wiki: str, date: str, source: str, dump_file: DumpFile, destination: Path,
                  on_progress: Optional[Progress], report_every: float) -> None:
     """Copy a file from a local, file:// or object-store mirror in one pass."""
-    digest = hashlib.sha1()
+    digest = hashlib.new(dump_file.checksum[0])
     copied = 0
     started = last_report = time.monotonic()
     try:
@@ -345,7 +353,7 @@ def _download_http(mirror: Mirror, url: str, dump_file: DumpFile, destination: P
 
     size = partial.stat().st_size
     try:
-        _verify(dump_file, url, size, _sha1_of(partial))
+        _verify(dump_file, url, size, _digest_of(partial, dump_file.checksum[0]))
     except DumpError:
         partial.unlink(missing_ok=True)
         validator_path.unlink(missing_ok=True)
@@ -408,23 +416,24 @@ def _fetch_rest(session: requests.Session, mirror: Mirror, url: str, dump_file: 
         raise _Retryable(f"the response ended at byte {copied} of {dump_file.size}")
 
 
-def _sha1_of(path: Path) -> str:
-    digest = hashlib.sha1()
+def _digest_of(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         while chunk := stream.read(CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def _verify(dump_file: DumpFile, source: str, size: int, sha1: str) -> None:
+def _verify(dump_file: DumpFile, source: str, size: int, digest: str) -> None:
     if size != dump_file.size:
         raise DumpError(
             f"Size mismatch for {source}: expected {dump_file.size} bytes (dumpstatus.json), downloaded {size}. "
             "The partial file was deleted; run again to retry."
         )
-    if sha1 != dump_file.sha1:
+    algorithm, expected = dump_file.checksum
+    if digest != expected:
         raise DumpError(
-            f"sha1 mismatch for {source}: expected {dump_file.sha1} (dumpstatus.json), downloaded file has {sha1}. "
+            f"{algorithm} mismatch for {source}: expected {expected} (dumpstatus.json), downloaded file has {digest}. "
             "The file was deleted; if this repeats, the mirror holds a corrupt copy: try another mirror."
         )
 

@@ -27,7 +27,8 @@ class DownloadDumpFile(StageTask):
     stage = "dump"
     file_name = luigi.Parameter(description="file name as listed in dumpstatus.json")
     size = luigi.IntParameter(significant=False, description="size in bytes from dumpstatus.json")
-    sha1 = luigi.Parameter(significant=False, description="sha1 from dumpstatus.json")
+    sha1 = luigi.Parameter(default="", significant=False, description="sha1 from dumpstatus.json")
+    md5 = luigi.Parameter(default="", significant=False, description="md5 from dumpstatus.json, used when there is no sha1")
 
     @property
     def resources(self):
@@ -41,7 +42,7 @@ class DownloadDumpFile(StageTask):
 
     def run(self):
         mirror = Mirror(self.mirror, contact=self.contact)
-        dump_file = DumpFile(name=self.file_name, size=self.size, sha1=self.sha1)
+        dump_file = DumpFile(name=self.file_name, size=self.size, sha1=self.sha1, md5=self.md5)
         download_file(mirror, self.wiki, self.date, dump_file, self.run_dir / self.stage / self.file_name,
                       on_progress=self.report_progress)
 
@@ -70,11 +71,11 @@ class DownloadDump(StageTask):
         self.report_progress(f"downloading {len(files)} files")
 
         # Luigi runs these first and then re-enters run() from the top.
-        yield [self.clone(DownloadDumpFile, file_name=f.name, size=f.size, sha1=f.sha1) for f in files]
+        yield [self.clone(DownloadDumpFile, file_name=f.name, size=f.size, sha1=f.sha1, md5=f.md5) for f in files]
 
         write_json(self.output().path, {
             "wiki": self.wiki,
             "date": self.date,
             "mirror": mirror.base,
-            "files": [{"name": f.name, "size": f.size, "sha1": f.sha1, "index": f.is_index} for f in files],
+            "files": [{"name": f.name, "size": f.size, "sha1": f.sha1, "md5": f.md5, "index": f.is_index} for f in files],
         })

@@ -100,3 +100,28 @@ def test_wikimedia_requires_contact(base):
     with pytest.raises(DumpError, match="contact"):
         Mirror(base)
     assert "me@example.org" in Mirror(base, contact="me@example.org").headers["User-Agent"]
+
+
+def test_md5_used_when_no_sha1(range_server, tmp_path):
+    base, _ = range_server
+    status = json.loads((BUNDLED_RUN / "dumpstatus.json").read_text())
+    entry = status["jobs"]["articlesmultistreamdump"]["files"][NAME]
+    del entry["sha1"]
+    dump_file = next(f for f in multistream_files(status, WIKI, DATE) if f.name == NAME)
+    assert dump_file.checksum == ("md5", entry["md5"])
+    download_file(Mirror(base), WIKI, DATE, dump_file, tmp_path / "out" / NAME, retry=FAST_RETRY)
+    assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
+
+    wrong = DumpFile(name=NAME, size=dump_file.size, md5="0" * 32)
+    with pytest.raises(DumpError, match="md5 mismatch"):
+        download_file(Mirror(base), WIKI, DATE, wrong, tmp_path / "again" / NAME, retry=FAST_RETRY)
+
+
+def test_file_without_checksum_is_not_ready():
+    from pipeline.dump import DumpNotReady
+
+    status = json.loads((BUNDLED_RUN / "dumpstatus.json").read_text())
+    entry = status["jobs"]["articlesmultistreamdump"]["files"][NAME]
+    del entry["sha1"], entry["md5"]
+    with pytest.raises(DumpNotReady, match="missing sha1 or md5"):
+        multistream_files(status, WIKI, DATE)

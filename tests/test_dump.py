@@ -22,9 +22,11 @@ def _status(folder: Path) -> dict:
 
 
 def _add_run(folder: Path, date: str, status: dict) -> None:
+    """Add a run dated `date` whose status lists the bundled files under that date's names and URLs."""
     run = folder / WIKI / date
     run.mkdir(parents=True)
-    (run / "dumpstatus.json").write_text(json.dumps(status))
+    text = json.dumps(status).replace(DATE, date)
+    (run / "dumpstatus.json").write_text(text)
 
 
 def test_bundled_dump_counts():
@@ -82,8 +84,9 @@ def test_latest_skips_incomplete_runs(mirror_copy):
     in_progress = json.loads(json.dumps(done))
     in_progress["jobs"]["articlesmultistreamdump"]["status"] = "in-progress"
     unpublished = json.loads(json.dumps(done))
-    for entry in unpublished["jobs"]["articlesmultistreamdump"]["files"].values():
-        del entry["sha1"]
+    for name, entry in unpublished["jobs"]["articlesmultistreamdump"]["files"].items():
+        # A file still being written lists only its size so far.
+        unpublished["jobs"]["articlesmultistreamdump"]["files"][name] = {"size": entry["size"] // 2}
     _add_run(mirror_copy, "20160601", in_progress)
     _add_run(mirror_copy, "20160620", unpublished)
     _add_run(mirror_copy, "20160701", {"jobs": {}})
@@ -180,3 +183,9 @@ def test_http_missing_run_is_clear(http_mirror):
     base, _, _ = http_mirror
     with pytest.raises(DumpError, match="Failed to read .*/enwiki/20000101/dumpstatus.json"):
         Mirror(base).read_status(WIKI, "20000101")
+
+
+def test_latest_takes_newest_complete_run(mirror_copy):
+    # The same files under a newer date: that run is complete, so it wins.
+    _add_run(mirror_copy, "20160601", _status(mirror_copy))
+    assert resolve_latest_date(Mirror(str(mirror_copy)), WIKI) == "20160601"
