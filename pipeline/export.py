@@ -81,14 +81,17 @@ class RotatingWriter:
         if self.root is None:
             sys.stdout.write(block)
             return
+        size = len(block.encode("utf-8"))
+        # Like wikiextractor, start a new file before a write would pass the size; an article
+        # larger than the size alone still gets a file of its own.
+        if self._text is not None and self._size + size > self.max_bytes:
+            self._text.close()
+            self._text = None
         if self._text is None:
             self._text = open(self._next_path(), "w", encoding="utf-8")
             self._size = 0
         self._text.write(block)
-        self._size += len(block.encode("utf-8"))
-        if self._size >= self.max_bytes:
-            self._text.close()
-            self._text = None
+        self._size += size
 
     def close(self) -> None:
         if self._text is not None:

@@ -351,10 +351,9 @@ def _page_article(page, convert: Callable[[str], str], site_base: str, stats: Ex
 # Cutting files into jobs.
 
 
-def index_path(dump: Path) -> Optional[Path]:
-    """Return the multistream index beside `dump`, or None when there is none.
+def expected_index_name(dump: Path) -> Optional[str]:
+    """Return the file name that Wikimedia gives the index of a multistream dump, or None if `dump` is not one.
 
-    Wikimedia names it like the dump with "-index" before the file type:
     x-multistream.xml.bz2 -> x-multistream-index.txt.bz2, and
     x-multistream3.xml-p1p41242.bz2 -> x-multistream-index3.txt-p1p41242.bz2.
     """
@@ -363,8 +362,14 @@ def index_path(dump: Path) -> Optional[Path]:
         return None
     stem, _, rest = name.partition(".xml")
     base, _, part = stem.partition("-multistream")
-    candidate = dump.with_name(f"{base}-multistream-index{part}.txt{rest}")
-    return candidate if candidate.exists() else None
+    return f"{base}-multistream-index{part}.txt{rest}"
+
+
+def index_path(dump: Path) -> Optional[Path]:
+    """Return the multistream index beside `dump` (named as expected_index_name says), or None when there is none."""
+    name = expected_index_name(dump)
+    candidate = dump.with_name(name) if name else None
+    return candidate if candidate is not None and candidate.exists() else None
 
 
 def _range_jobs(path: Path, index: Path, streams_per_range: Optional[int], processes: int,
@@ -665,12 +670,15 @@ def _jobs(paths: Sequence[Path], errors: list[str], streams_per_range: Optional[
     for path in paths:
         if not path.exists():
             raise ExtractionError(f"Dump file not found: {path}")
+        if not path.is_file():
+            raise ExtractionError(f"Not a file: {path}. Give the dump files themselves, not their folder.")
         index = index_path(path)
         if index is not None:
             log.info("Reading %s in ranges of whole streams (index %s)", path.name, index.name)
             yield from _range_jobs(path, index, streams_per_range, processes, errors)
         else:
-            log.info("Reading %s sequentially (no multistream index beside it)", path.name)
+            log.info("Reading %s sequentially (no multistream index beside it named %s)",
+                     path.name, expected_index_name(path) or "like Wikimedia's")
             yield from _chunk_jobs(path, pages_per_chunk, errors, threads=processes)
         if errors:
             return
@@ -759,7 +767,8 @@ def collect_templates(paths: Sequence[Path], processes: int = 1) -> DumpTemplate
         except (ExtractionError, StreamError, OSError) as error:
             errors.append(str(error))
         if errors:
-            log.warning("Collected templates only up to a fault: %s", errors[0])
+            # The extraction pass meets the same fault and reports it after writing the pages before it.
+            log.info("Collected templates only up to a fault in %s", path)
             errors.clear()
     log.info("Collected %d template pages: %d simple bodies and %d redirects in %.1f s",
              templates.pages, len(templates.bodies), len(templates.redirects), time.monotonic() - started)

@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -67,11 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if arguments.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    # Writing to a closed pipe (`... -o - | head`) ends the program quietly, as other command-line tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     output_format = "doc"
     if arguments.parquet:
         output_format = "parquet"
     elif arguments.json:
         output_format = "json"
+    if arguments.output != "-" and Path(arguments.output).exists() and not Path(arguments.output).is_dir():
+        logging.getLogger("pipeline.extract").error("Output %s exists and is not a folder: give a folder for -o, or - for standard output.", arguments.output)
+        return 1
     writer = RotatingWriter(arguments.output, output_format, arguments.bytes)
     stats = ExtractionStats()
     budget = Budget(max_page_bytes=arguments.max_page_bytes, max_page_seconds=arguments.max_page_seconds)

@@ -121,6 +121,21 @@ def labelled(call: TemplateCall) -> str:
     return call.get(None, "lt", "label", "display") or call.get(1)
 
 
+def joined_parameters(call: TemplateCall) -> str:
+    """Render the positional parameters run together ({{chem2|H|2|O}} -> "H2O")."""
+    return "".join(_plain(value) for value in call.positional)
+
+
+def angle_brackets(call: TemplateCall) -> str:
+    """Render {{angbr|x}} as "⟨x⟩", the notation for graphemes and bra-kets."""
+    return f"\u27e8{call.get(1)}\u27e9"
+
+
+def marker(call: TemplateCall) -> str:
+    """Render a Wikivoyage listing's name ({{marker|name=[[Paris]]|lat=...}} -> "Paris")."""
+    return call.get(None, "name")
+
+
 def sortname(call: TemplateCall) -> str:
     """Render {{sortname|First|Last|...}} as "First Last"."""
     return " ".join(part for part in (call.get(1), call.get(2)) if part)
@@ -837,6 +852,10 @@ TEMPLATES: list[tuple[tuple[str, ...], Renderer]] = [
     (("Ndash", "En dash", "Snd", "Spaced ndash", "Spaced en dash", "Mdash", "Em dash", "Spaced mdash",
       "Nbsp", "Thinsp", "Spaces", "Shy", "Zwsp"), lambda call: DASHES[call.name]),
     (("US$",), prefixed("US$")),
+    (("Vr", "Angle bracket-free", "Grapheme", "Phoneme"), first_parameter),
+    (("Angbr", "Angle brackets"), angle_brackets),
+    (("Chem", "Chem2", "Chemf"), joined_parameters),
+    (("Marker", "Listing", "See", "Do", "Buy", "Eat", "Drink", "Sleep", "Go"), marker),
     (("IPA", "IPAc-en", "IPA-all", "IPAc", "Respell", "Pronunciation", "Pron", "Pron-en", "Audio", "IPA audio link",
       "Audio-IPA", "Audio-nohelp", "Lang-IPA", "IPAblink", "IPAslink"), drop),
 ]

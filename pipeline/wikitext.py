@@ -125,6 +125,10 @@ PROTECTED_REGION = re.compile(
     r"<(" + "|".join(sorted(PROTECTED_TAGS)) + r")\b[^>]*?(?:/>|>.*?(?:</\1\s*>|\Z))", re.IGNORECASE | re.DOTALL)
 HIDDEN_REGION = re.compile(r"\x02(\d+)\x03")
 LIST_MARKERS = re.compile(r"[*#:]+[ \t]*")
+# A bracketed external link, protocol-relative ones ([//host/path label]) included.
+# MediaWiki ends the URL at a space or at "<", so a label may follow a tag directly.
+EXTERNAL_LINK = re.compile(r"\[(?:(?:https?|ftp|ftps|mailto|news|irc|ircs|gopher|svn|git|sftp|ssh|telnet|worldwind|xmpp):)?//"
+                           r"[^\s\[\]<>\"]+(?P<label>[^\[\]\n]*)\]", re.IGNORECASE)
 # A heading is a whole line between runs of 1 to 6 equals signs; the shorter run sets the level.
 HEADING_LINE = re.compile(r"^(={1,6})(.+?)\1[ \t]*$")
 # A list or heading line anywhere in a text: a newline (or the start) and then its marker.
@@ -367,7 +371,7 @@ def drop_line_markup(text: str) -> str:
     nodes, which are most of its work on many articles. The contents of
     protected tags (<nowiki>, <code>, <math>, ...) are left as they are.
     """
-    if "''" not in text and not LINE_MARKUP.search(text):
+    if "''" not in text and "//" not in text and not LINE_MARKUP.search(text):
         return text
     hidden: list[str] = []
 
@@ -377,8 +381,16 @@ def drop_line_markup(text: str) -> str:
 
     # U+0002 and U+0003 cannot occur in XML 1.0, so they mark the hidden regions safely.
     text = PROTECTED_REGION.sub(hide, text)
+    if "//" in text:
+        text = EXTERNAL_LINK.sub(_external_link_label, text)
     text = "\n".join(_drop_line_markup(line) for line in text.split("\n"))
     return HIDDEN_REGION.sub(lambda match: hidden[int(match.group(1))], text) if hidden else text
+
+
+def _external_link_label(match: re.Match) -> str:
+    """Return the label of a bracketed external link, or a removal mark when it has none."""
+    label = match.group("label").strip()
+    return label if label else REMOVED
 
 
 def _simple_link(wikitext: str, start: int) -> tuple[int, str]:
@@ -748,4 +760,6 @@ def _tidy(text: str) -> str:
         text = text.replace(REMOVED, "")
     text = SPACE_RUN.sub(" ", text.replace("\r", "\n"))
     lines = (line.strip() for line in text.split("\n"))
-    return "\n".join(line for line in lines if line and not TABLE_RESIDUE_LINE.match(line))
+    # A line with no letter or digit is what dropped templates left of a sentence (".", ", ;").
+    return "\n".join(line for line in lines
+                     if line and not TABLE_RESIDUE_LINE.match(line) and any(character.isalnum() for character in line))

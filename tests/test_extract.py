@@ -261,3 +261,19 @@ def test_invalid_utf8_names_file_and_position(tmp_path):
     assert "after page" in result.stderr
     written = _json_lines(tmp_path / "out").count(b"\n")
     assert 0 < written < BUNDLED_ARTICLES
+
+
+def test_output_files_stay_within_size(tmp_path):
+    result = _cli(BUNDLED_DUMP, "-o", tmp_path, "--json", "-b", "300K", "-q")
+    assert result.returncode == 0, result.stderr
+    sizes = [path.stat().st_size for path in tmp_path.rglob("wiki_*")]
+    largest_article = max(len(line) for path in tmp_path.rglob("wiki_*") for line in path.read_bytes().splitlines(True))
+    assert len(sizes) > 1
+    assert all(size <= max(300 * 1024, largest_article) for size in sizes)
+
+
+def test_folder_given_as_dump_is_clear(tmp_path):
+    result = _cli(BUNDLED_DUMP.parent, "-o", tmp_path / "out", "-q")
+    assert result.returncode == 1
+    assert "Not a file" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -65,6 +65,11 @@ def test_convert(positional, named, expected):
 TEMPLATES = [
     # (template call, expected)
     (call("lang-hy", "Էվա Օրինակ"), "Armenian: Էվա Օրինակ"),
+    (call("chem2", "H", "2", "O"), "H2O"),
+    (call("chem", "Na", "+"), "Na+"),
+    (call("angbr", "a"), "\u27e8a\u27e9"),
+    (call("vr", "b"), "b"),
+    (TemplateCall("marker", (), {"type": "city", "name": "London", "lat": "51.5"}), "London"),
     (call("Lang-de", "Haus", lit="house"), "German: Haus, lit. 'house'"),
     (call("lang", "fr", "maison"), "maison"),
     (call("langx", "ja", "家"), "Japanese: 家"),
