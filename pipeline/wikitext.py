@@ -71,7 +71,7 @@ from pipeline.templates import REMOVED, TemplateCall
 # that builds write new output folders instead of reusing old text.
 # Version 2 renders prose templates, cuts tables and references by exact
 # scanning, and gives "" for redirect and disambiguation pages.
-TEXT_POLICY_VERSION = 3
+TEXT_POLICY_VERSION = 4
 
 # Extension tags whose contents never reach the reader as prose. The scan
 # before parsing cuts CUT_TAGS. The converter drops all DROPPED_TAGS that
