@@ -124,7 +124,7 @@ def page_ranges(offsets: list[int], file_size: int, streams_per_range: int) -> l
     """Group consecutive page streams into byte ranges [start, end) of a multistream file.
 
     `offsets` are the indexed stream starts, ascending. The last range runs to
-    the end of the file, so it also holds the footer stream, which decodes to
+    the end of the file, so it also contains the footer stream, which decodes to
     no pages. Each range decodes independently of the others:
 
         file   [header][s1][s2][s3][s4][s5][footer][empty]

@@ -12,7 +12,7 @@ Test comes first, so changing the validation fraction never moves a page
 into or out of the test split.
 
 Shards follow the Hugging Face naming convention, `train-00000-of-00003.parquet`.
-Each holds at most `max_shard_bytes` of UTF-8 text, except that an article is
+Each contains at most `max_shard_bytes` of UTF-8 text, except that an article is
 never cut, so a shard can pass the bound by one article. Every split has at
 least one shard, possibly empty. _manifest.json lists every shard with its rows,
 characters, bytes and sha256, the totals per split, the schema and the

@@ -185,7 +185,7 @@ def train(
     """Train until `max_steps` or `max_minutes`, resuming from work_dir/checkpoint.pt if present.
 
     Returns the final checkpoint as a dict; it is also saved in `work_dir`.
-    Its "stopped_by" says which budget ended training: "max_steps" or "max_minutes".
+    Its "stopped_by" names the budget that ended training: "max_steps" or "max_minutes".
     Raises ValueError when the texts are too short for one window, or when
     the checkpoint in `work_dir` was made with other settings or another
     vocabulary.
