@@ -30,7 +30,7 @@ import requests
 import smart_open
 
 from pipeline import __version__
-from pipeline.storage import atomic_path
+from pipeline.storage import atomic_path, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ def _download_http(mirror: Mirror, url: str, dump_file: DumpFile, destination: P
 
     size = partial.stat().st_size
     try:
-        _verify(dump_file, url, size, _digest_of(partial, dump_file.checksum[0]))
+        _verify(dump_file, url, size, file_digest(partial, dump_file.checksum[0]))
     except DumpError:
         partial.unlink(missing_ok=True)
         validator_path.unlink(missing_ok=True)
@@ -414,14 +414,6 @@ def _fetch_rest(session: requests.Session, mirror: Mirror, url: str, dump_file: 
             raise _Retryable(f"connection lost at byte {copied}: {error}") from error
     if copied < dump_file.size:
         raise _Retryable(f"the response ended at byte {copied} of {dump_file.size}")
-
-
-def _digest_of(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _verify(dump_file: DumpFile, source: str, size: int, digest: str) -> None:

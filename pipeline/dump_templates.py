@@ -88,8 +88,8 @@ class DumpTemplates:
 def substitute(body: str, arguments: Mapping[str, str]) -> str:
     """Replace {{{name}}} and {{{name|default}}} in `body` with the arguments or the defaults.
 
-    A parameter without an argument or a default stays empty, which is what a
-    reader of the page sees for an unset optional field.
+    A parameter without an argument or a default stays empty, which is what the
+    page shows for an unset optional field.
     """
     def replace(match: re.Match) -> str:
         name = match.group(1).strip()

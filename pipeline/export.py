@@ -82,8 +82,8 @@ class RotatingWriter:
             sys.stdout.write(block)
             return
         size = len(block.encode("utf-8"))
-        # Like wikiextractor, start a new file before a write would pass the size; an article
-        # larger than the size alone still gets a file of its own.
+        # Like wikiextractor, start a new file before a write would pass the size.
+        # An article larger than the size alone still gets a file of its own.
         if self._text is not None and self._size + size > self.max_bytes:
             self._text.close()
             self._text = None

@@ -3,8 +3,8 @@
 An article is a page in namespace 0 that is not a redirect and whose latest
 revision is wikitext with text. Every other page is skipped and counted by
 reason. A page whose conversion raises, or that passes the size or time
-budget, is skipped and counted by reason with its page id; it never stops
-the run.
+budget, is skipped and counted by reason with its page id. Such a page
+never stops the run.
 
 Work is cut into jobs that worker processes run independently:
 
@@ -366,7 +366,7 @@ def expected_index_name(dump: Path) -> Optional[str]:
 
 
 def index_path(dump: Path) -> Optional[Path]:
-    """Return the multistream index beside `dump` (named as expected_index_name says), or None when there is none."""
+    """Return the multistream index beside `dump`, named by expected_index_name, or None when there is none."""
     name = expected_index_name(dump)
     candidate = dump.with_name(name) if name else None
     return candidate if candidate is not None and candidate.exists() else None
@@ -385,7 +385,7 @@ def _range_jobs(path: Path, index: Path, streams_per_range: Optional[int], proce
         return
     if streams_per_range is None:
         # At least 8 jobs per worker where the file allows, so that the last job
-        # is a small share of the run; big files get ranges of about 1000 pages.
+        # is a small share of the run. Big files get ranges of about 1000 pages.
         streams_per_range = max(1, min(STREAMS_PER_RANGE, len(offsets) // (8 * processes)))
     size = path.stat().st_size
     try:
@@ -494,7 +494,7 @@ def _xml_lines(path: Path, stream: IO[bytes]) -> Iterator[tuple[bytes, int]]:
     valid in the file's encoding raises _ReadFault with its decompressed byte offset.
     """
     # The first line contains the byte order mark and the XML declaration, if any. In
-    # UTF-16 it ends at the first 0x0A byte, which is harmless: the decoder sees all bytes.
+    # UTF-16 it ends at the first 0x0A byte, which is harmless because the decoder receives every byte.
     head = stream.readline(SNIFF_BYTES)
     encoding, mark = _encoding_of(path, head)
     if encoding == "utf-8":

@@ -268,7 +268,12 @@ class Namespaces:
         those of every language whose File or Category name the siteinfo
         uses (languages_of).
         """
-        languages = frozenset({language}) if language else (languages_of(names) if names else frozenset())
+        if language:
+            languages = frozenset({language})
+        elif names:
+            languages = languages_of(names)
+        else:
+            languages = frozenset()
         aliases = [LOCALIZED_NAMES[code] for code in languages if code in LOCALIZED_NAMES]
 
         file_names = [*CANONICAL_FILE_NAMES, names.get(FILE_NAMESPACE, ""), names.get(MEDIA_NAMESPACE, "")]

@@ -62,8 +62,8 @@ def is_blank(value: str) -> bool:
 class TemplateCall:
     """One template call with its parameters already rendered as plain text.
 
-    `positional` holds parameters 1, 2, ... (an explicit "2=" counts as
-    positional); a gap is "". `named` holds the others by their exact name.
+    `positional` contains parameters 1, 2, ... (an explicit "2=" counts as
+    positional); a gap is "". `named` contains the others by their exact name.
     Values are stripped of surrounding whitespace and may contain REMOVED
     marks where nested markup was dropped.
     """
@@ -910,8 +910,8 @@ def renders_text(name: str) -> bool:
 def render(call: TemplateCall) -> str:
     """Render a template call; "" for an unknown template or one that renders nothing.
 
-    A render function that cannot read its parameters shows what it can, and
-    never raises for malformed parameters.
+    Render functions show what they can of malformed parameters. A call
+    that still raises makes the extractor count its page as failed.
     """
     renderer = renderer_for(call.name)
     if renderer is None:

@@ -110,7 +110,7 @@ _SCANNED_TAGS = "|".join(sorted(CUT_TAGS | PROTECTED_TAGS, key=len, reverse=True
 # (after indentation, as in ":{|").
 MARKUP_START = re.compile(
     # Every alternative starts with "<", "{" or "[", so the engine can skip
-    # ahead to those characters; whether "{|" starts a line is checked in code.
+    # ahead to those characters. The code checks whether "{|" starts a line.
     r"<!--|(?P<braces>\{\{)|<(?P<tag>" + _SCANNED_TAGS + r")(?=[\s/>])|(?P<table>\{\|)|(?P<link>\[\[)",
     re.IGNORECASE,
 )
@@ -329,7 +329,12 @@ def _drop_line_quotes(line: str) -> str:
                 continue
             before = line[run.start() - 1] if run.start() >= 1 else " "
             before_that = line[run.start() - 2] if run.start() >= 2 else " "
-            kind = "space" if before == " " else "single" if before_that == " " else "multiple"
+            if before == " ":
+                kind = "space"
+            elif before_that == " ":
+                kind = "single"
+            else:
+                kind = "multiple"
             choices.setdefault(kind, number)
         apostrophe_run = choices.get("single", choices.get("multiple", choices.get("space")))
 
@@ -364,8 +369,8 @@ def drop_line_markup(text: str) -> str:
     """Remove list markers and bold and italic quotes, line by line, keeping what MediaWiki shows.
 
     A list item ("*", "#", ":" at the start of a line) or a heading
-    ("== History ==") is already a line of its own, so its markers go; ";"
-    definition lines are left to the parser.
+    ("== History ==") is already a line of its own, so its markers go.
+    Definition lines (";") are left to the parser.
     Quote runs go, keeping the apostrophes that MediaWiki shows. Neither is
     text, and without them mwparserfromhell builds no list or formatting
     nodes, which are most of its work on many articles. The contents of
@@ -407,7 +412,7 @@ def _simple_link(wikitext: str, start: int) -> tuple[int, str]:
         # The pipe trick: [[Paris (France)|]] shows "Paris".
         shown = PARENTHETICAL.sub("", link.group("target"))
     at_line_start = start == 0 or wikitext[start - 1] == "\n"
-    # Bold or italic quotes inside a label pair up with quotes outside the link, which only the parser sees.
+    # Bold or italic quotes inside a label pair up with quotes outside the link, so the parser must read them together.
     if "''" in shown or (at_line_start and LINE_START_MARKUP.match(shown)):
         return start + 2, "[["
     return link.end(), shown
@@ -548,7 +553,7 @@ class WikitextConverter:
     anything), but a pathological page can raise RecursionError or
     MemoryError; callers skip and count such pages.
 
-    `templates` holds the simple templates defined in the dump itself
+    `templates` contains the simple templates defined in the dump itself
     (pipeline.dump_templates). A template that the built-in registry does
     not render is expanded from its dump body when there is one, its
     redirects followed. A template that calls itself, directly or through
@@ -749,7 +754,7 @@ def _tidy(text: str) -> str:
     """Normalise whitespace and remove the marks that dropped markup left behind."""
     # Each of these patterns needs a removal mark. Two of them run on the
     # reversed text, where they start with a literal character that the
-    # regex engine finds quickly; forwards they were a tenth of all
+    # regex engine finds quickly. Run forwards, they took a tenth of all
     # extraction time.
     if REMOVED in text:
         text = EMPTY_BRACKETS.sub("", text)

@@ -90,7 +90,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
 
     Class attributes set per server: `root`, `log` (list of (path, Range, If-Range, status)),
     `faults` (list of "503", "drop" or "ok", consumed one per request; empty means ok),
-    `ignore_range` (answer 200 to range requests).
+    `ignore_range` (respond 200 to range requests).
     """
 
     protocol_version = "HTTP/1.1"
