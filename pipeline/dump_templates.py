@@ -68,6 +68,14 @@ class DumpTemplates:
         if is_simple(body):
             self.bodies[key] = body
 
+    def to_dict(self) -> dict:
+        return {"pages": self.pages, "bodies": self.bodies, "redirects": self.redirects}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DumpTemplates":
+        """Return the templates that to_dict() wrote."""
+        return cls(bodies=dict(data["bodies"]), redirects=dict(data["redirects"]), pages=int(data["pages"]))
+
     def merge(self, other: "DumpTemplates") -> None:
         self.bodies.update(other.bodies)
         self.redirects.update(other.redirects)

@@ -48,10 +48,12 @@ from typing import IO, Callable, Iterable, Iterator, Optional, Sequence
 
 import indexed_bzip2
 import mwxml
+import pyarrow.parquet as pq
 
 from pipeline.articles import Article
 from pipeline.dump_templates import TEMPLATE_NAMESPACE, DumpTemplates
-from pipeline.multistream import StreamError, decompress_range, page_ranges, read_header, read_index, stream_offsets
+from pipeline.multistream import (StreamError, decompress_range, expected_index_name, page_ranges, read_header, read_index,
+                                  stream_offsets)
 from pipeline.wikitext import Namespaces, WikitextConverter, interlanguage_prefixes, is_disambiguation, redirect_target
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,13 @@ class ExtractionStats:
         self.articles += other.articles
         self.characters += other.characters
         self.skipped.update(other.skipped)
+
+    @classmethod
+    def from_dict(cls, counts: dict) -> "ExtractionStats":
+        """Return the stats that to_dict() wrote."""
+        return cls(pages=counts["pages"], articles=counts["articles"], characters=counts["characters"],
+                   skipped=Counter(counts["skipped"]), failed=Counter(counts["failed"]),
+                   failed_pages={reason: list(ids) for reason, ids in counts["failed_pages"].items()})
 
     def to_dict(self) -> dict:
         return {
@@ -351,23 +360,9 @@ def _page_article(page, convert: Callable[[str], str], site_base: str, stats: Ex
 # Cutting files into jobs.
 
 
-def expected_index_name(dump: Path) -> Optional[str]:
-    """Return the file name that Wikimedia gives the index of a multistream dump, or None if `dump` is not one.
-
-    x-multistream.xml.bz2 -> x-multistream-index.txt.bz2, and
-    x-multistream3.xml-p1p41242.bz2 -> x-multistream-index3.txt-p1p41242.bz2.
-    """
-    name = dump.name
-    if "-multistream" not in name or ".xml" not in name:
-        return None
-    stem, _, rest = name.partition(".xml")
-    base, _, part = stem.partition("-multistream")
-    return f"{base}-multistream-index{part}.txt{rest}"
-
-
 def index_path(dump: Path) -> Optional[Path]:
     """Return the multistream index beside `dump`, named by expected_index_name, or None when there is none."""
-    name = expected_index_name(dump)
+    name = expected_index_name(dump.name)
     candidate = dump.with_name(name) if name else None
     return candidate if candidate is not None and candidate.exists() else None
 
@@ -678,7 +673,7 @@ def _jobs(paths: Sequence[Path], errors: list[str], streams_per_range: Optional[
             yield from _range_jobs(path, index, streams_per_range, processes, errors)
         else:
             log.info("Reading %s sequentially (no multistream index beside it named %s)",
-                     path.name, expected_index_name(path) or "like Wikimedia's")
+                     path.name, expected_index_name(path.name) or "like Wikimedia's")
             yield from _chunk_jobs(path, pages_per_chunk, errors, threads=processes)
         if errors:
             return
@@ -803,6 +798,26 @@ class _SeenPageIds:
             return False
         self.bits[byte] |= 1 << bit
         return True
+
+
+def check_disjoint(parts: Sequence[Path]) -> None:
+    """Raise ExtractionError when two extracted parts (Parquet files) hold the same page id.
+
+    Each part is extracted on its own, so a page id repeated across parts is
+    not caught while extracting. Wikimedia's parts cover disjoint page
+    ranges; an overlap means files of different runs were mixed.
+    """
+    seen = _SeenPageIds()
+    for path in parts:
+        for batch in pq.ParquetFile(path).iter_batches(columns=["page_id"], batch_size=1 << 16):
+            for page_id in batch.column(0).to_pylist():
+                if not seen.add(page_id):
+                    # Only on failure: find the earlier part that contains the id, to name it.
+                    earlier = next((other for other in parts[:parts.index(path)]
+                                    if page_id in pq.read_table(other, columns=["page_id"]).column(0).to_pylist()), path)
+                    raise ExtractionError(
+                        f"Page id {page_id} is in both {earlier.name} and {path.name}: the dump's parts overlap, so "
+                        "they come from different runs. Delete the run's dump folder and download it again.")
 
 
 def iter_articles(

@@ -40,7 +40,7 @@ class IndexEntry:
     title: str
 
 
-def _split_dump(lines: Iterable[bytes]) -> tuple[bytes, list[bytes], bytes]:
+def split_dump(lines: Iterable[bytes]) -> tuple[bytes, list[bytes], bytes]:
     """Split dump XML lines into the header, the page elements and the footer."""
     header: list[bytes] = []
     pages: list[bytes] = []
@@ -72,7 +72,7 @@ def build_multistream(source_xml: Iterable[bytes], output: Path, index: Path, pa
     """
     if pages_per_stream < 1:
         raise ValueError(f"pages_per_stream must be at least 1, got {pages_per_stream}")
-    header, pages, footer = _split_dump(source_xml)
+    header, pages, footer = split_dump(source_xml)
 
     index_lines: list[bytes] = []
     with open(output, "wb") as stream:
@@ -114,6 +114,19 @@ def read_index(path: Path) -> Iterator[IndexEntry]:
 def stream_offsets(path: Path) -> list[int]:
     """Return the distinct stream offsets of an index, ascending."""
     return sorted({entry.offset for entry in read_index(path)})
+
+
+def expected_index_name(dump_name: str) -> Optional[str]:
+    """Return the file name that Wikimedia gives the index of a multistream dump, or None if it is not one.
+
+    x-multistream.xml.bz2 -> x-multistream-index.txt.bz2, and
+    x-multistream3.xml-p1p41242.bz2 -> x-multistream-index3.txt-p1p41242.bz2.
+    """
+    if "-multistream" not in dump_name or ".xml" not in dump_name:
+        return None
+    stem, _, rest = dump_name.partition(".xml")
+    base, _, part = stem.partition("-multistream")
+    return f"{base}-multistream-index{part}.txt{rest}"
 
 
 class StreamError(RuntimeError):

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import luigi
 from luigi.task import flatten
 
-from pipeline.dump import check_date, wiki_name
+from pipeline.dump import MULTISTREAM, SOURCES, check_date, wiki_name
 from pipeline.storage import settings_digest
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ class StageTask(luigi.Task):
     mirror = luigi.Parameter(
         default="https://dumps.wikimedia.org", significant=False,
         description="base URL or local folder laid out like dumps.wikimedia.org",
+    )
+    source = luigi.ChoiceParameter(
+        default=MULTISTREAM, choices=SOURCES,
+        description="which dumps to read: multistream (the pages-articles-multistream job) or "
+                    "content-export (MediaWiki Content File Exports)",
     )
     contact = luigi.Parameter(
         default="", significant=False,

@@ -6,7 +6,7 @@ import urllib.parse
 
 import luigi
 
-from pipeline.dump import DumpFile, Mirror, download_file, multistream_files
+from pipeline.dump import DumpFile, Mirror, RetryPolicy, download_file, run_files, run_folder
 from pipeline.storage import write_json
 from tasks.base import StageTask
 
@@ -22,60 +22,72 @@ def connection_resource(mirror: str) -> dict[str, int]:
 
 
 class DownloadDumpFile(StageTask):
-    """Download one file of a dump, resuming a partial copy and verifying its size and sha1."""
+    """Download one file of a dump, resuming a partial copy and verifying its size and checksum."""
 
     stage = "dump"
-    file_name = luigi.Parameter(description="file name as listed in dumpstatus.json")
-    size = luigi.IntParameter(significant=False, description="size in bytes from dumpstatus.json")
+    file_name = luigi.Parameter(description="file name as the run's file list gives it")
+    size = luigi.OptionalIntParameter(default=None, significant=False,
+                                      description="size in bytes, where the source publishes it")
     sha1 = luigi.Parameter(default="", significant=False, description="sha1 from dumpstatus.json")
     md5 = luigi.Parameter(default="", significant=False, description="md5 from dumpstatus.json, used when there is no sha1")
+    sha256 = luigi.Parameter(default="", significant=False, description="sha256 from a content export's SHA256SUMS")
+    attempts = luigi.IntParameter(default=RetryPolicy.attempts, significant=False,
+                                  description="requests per file before giving up on timeouts, resets, 429 and 5xx")
+    backoff_seconds = luigi.FloatParameter(default=RetryPolicy.backoff_seconds, significant=False,
+                                           description="wait before the first retry; it doubles for each retry after it")
 
     @property
     def resources(self):
         return connection_resource(self.mirror)
 
     def output_dir(self):
-        return self.run_dir / self.stage
+        return self.clone(DownloadDump).output_dir()
 
     def output(self):
-        return luigi.LocalTarget(self.run_dir / self.stage / self.file_name, format=luigi.format.Nop)
+        return luigi.LocalTarget(self.output_dir() / self.file_name, format=luigi.format.Nop)
 
     def run(self):
         mirror = Mirror(self.mirror, contact=self.contact)
-        dump_file = DumpFile(name=self.file_name, size=self.size, sha1=self.sha1, md5=self.md5)
-        download_file(mirror, self.wiki, self.date, dump_file, self.run_dir / self.stage / self.file_name,
-                      on_progress=self.report_progress)
+        dump_file = DumpFile(name=self.file_name, size=self.size, sha1=self.sha1, md5=self.md5, sha256=self.sha256,
+                             folder=run_folder(self.wiki, self.date, self.source))
+        retry = RetryPolicy(attempts=self.attempts, backoff_seconds=self.backoff_seconds)
+        download_file(mirror, dump_file, self.output_dir() / self.file_name, on_progress=self.report_progress,
+                      retry=retry)
 
 
 class DownloadDump(StageTask):
-    """Download every file of the run's multistream job, each as its own task.
+    """Download every file of one run of the dump source, each as its own task.
 
-    Output: `{data_root}/{wiki}/{date}/dump/`, with the dump and index files
-    and files.json (the verified file list), which is written last. A split
-    wiki's parts download in parallel, as far as the mirror's connection
-    resource allows.
+    Output: `{data_root}/{wiki}/{date}/dump/{source}/`, with the dump files
+    (and index files, for the multistream source) and files.json (the
+    verified file list, in page order), which is written last. A split wiki's
+    parts download in parallel, as far as the mirror's connection resource
+    allows.
     """
 
     stage = "dump"
 
     def output_dir(self):
-        # A dump's bytes are fixed by its wiki and date, whatever the mirror.
-        return self.run_dir / self.stage
+        # A dump's bytes are fixed by its wiki, date and source, whatever the mirror.
+        return self.run_dir / self.stage / self.source
 
     def output(self):
         return luigi.LocalTarget(self.output_dir() / "files.json")
 
     def run(self):
         mirror = Mirror(self.mirror, contact=self.contact)
-        files = multistream_files(mirror.read_status(self.wiki, self.date), self.wiki, self.date)
+        files = run_files(mirror, self.wiki, self.date, self.source)
         self.report_progress(f"downloading {len(files)} files")
 
         # Luigi runs these first and then re-enters run() from the top.
-        yield [self.clone(DownloadDumpFile, file_name=f.name, size=f.size, sha1=f.sha1, md5=f.md5) for f in files]
+        yield [self.clone(DownloadDumpFile, file_name=f.name, size=f.size, sha1=f.sha1, md5=f.md5, sha256=f.sha256)
+               for f in files]
 
         write_json(self.output().path, {
             "wiki": self.wiki,
             "date": self.date,
+            "source": self.source,
             "mirror": mirror.base,
-            "files": [{"name": f.name, "size": f.size, "sha1": f.sha1, "md5": f.md5, "index": f.is_index} for f in files],
+            "files": [{"name": f.name, "size": (self.output_dir() / f.name).stat().st_size, "sha1": f.sha1,
+                       "md5": f.md5, "sha256": f.sha256, "index": f.is_index} for f in files],
         })

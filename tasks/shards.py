@@ -40,15 +40,14 @@ class WriteShards(StageTask):
 
     def run(self):
         shards.check_fractions(self.validation_fraction, self.test_fraction)
-        source = self.input()
-        extraction = read_json(f"{source.path}/stats.json")
+        extraction = read_json(self.input().path)
         dump = read_json(self.requires().requires().output().path)
         metadata = {"wiki": self.wiki, "date": self.date}
 
         with atomic_path(self.output().path, directory=True) as folder:
             self.report_progress("writing shards")
             manifest = shards.write_shards(
-                read_articles([self.requires().output_dir() / "articles.parquet"]),
+                read_articles(self.requires().part_paths()),
                 folder,
                 validation_fraction=self.validation_fraction,
                 test_fraction=self.test_fraction,

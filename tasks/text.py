@@ -1,33 +1,84 @@
-"""Extract the plain text of every article of a dump."""
+"""Extract the plain text of every article of a dump, one task per dump file."""
 
 from __future__ import annotations
 
 import luigi
-from luigi.util import requires
 
 from pipeline import extract
 from pipeline.articles import ArticleWriter
+from pipeline.dump_templates import DumpTemplates
 from pipeline.storage import atomic_path, read_json, write_json
 from pipeline.wikitext import TEXT_POLICY_VERSION
 from tasks.base import StageTask
 from tasks.dump import DownloadDump
 
 
-@requires(DownloadDump)
-class ExtractText(StageTask):
-    """Turn the dump's pages into articles with plain text, in dump order.
+def part_name(file_name: str) -> str:
+    """Name a dump file's extracted part: enwiki-20160501-pages-articles-multistream1.xml-p1p41242.bz2
+    becomes enwiki-20160501-pages-articles-multistream1-p1p41242."""
+    return file_name.removesuffix(".bz2").replace(".xml", "")
 
-    Output: a folder with articles.parquet (the public article schema) and
-    stats.json (pages read, articles, pages skipped and failed by reason).
-    """
+
+def dump_paths(dump: DownloadDump) -> list:
+    """Return the paths of a downloaded run's dump files (not its indexes), in page order."""
+    listing = read_json(dump.output().path)
+    return [dump.output_dir() / entry["name"] for entry in listing["files"] if not entry["index"]]
+
+
+class TextSettings(StageTask):
+    """The settings shared by the text stage's tasks."""
 
     stage = "text"
     processes = luigi.IntParameter(default=0, significant=False,
-                                   description="extraction worker processes (0: all available cores); the output is the same for any number")
+                                   description="extraction worker processes per task (0: all available cores); "
+                                               "the output is the same for any number")
     dump_templates = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
                                          description="expand the simple templates that the dump itself defines")
     keep_disambiguation = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
                                               description="keep disambiguation pages as articles")
+
+    def worker_processes(self) -> int:
+        return self.processes or extract.available_cores()
+
+
+class CollectTemplates(TextSettings):
+    """Collect the simple templates and template redirects that the dump defines, from all its files.
+
+    Output: a folder with templates.json. Every part's extraction reads it,
+    because a template page can be in any part.
+    """
+
+    def requires(self):
+        return self.clone(DownloadDump)
+
+    def upstream(self):
+        return self.requires()
+
+    def stage_settings(self):
+        return {"text_policy": TEXT_POLICY_VERSION}
+
+    def stage_name(self):
+        return f"templates-policy{TEXT_POLICY_VERSION}"
+
+    def output(self):
+        return luigi.LocalTarget(self.output_dir() / "templates.json")
+
+    def run(self):
+        self.report_progress("collecting the dump's templates")
+        templates = extract.collect_templates(dump_paths(self.requires()), self.worker_processes())
+        write_json(self.output().path, templates.to_dict())
+
+
+class ExtractText(TextSettings):
+    """Turn the dump's pages into articles with plain text, one ExtractDumpFile task per dump file.
+
+    Output: a folder with one Parquet file per dump file (the public article
+    schema, in dump order) and stats.json, written last: pages read, articles,
+    pages skipped and failed by reason, and the list of parts in page order.
+    """
+
+    def requires(self):
+        return self.clone(DownloadDump)
 
     def upstream(self):
         return self.requires()
@@ -40,26 +91,74 @@ class ExtractText(StageTask):
         return f"policy{TEXT_POLICY_VERSION}"
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir())
+        return luigi.LocalTarget(self.output_dir() / "stats.json")
+
+    def complete(self):
+        if not super().complete():
+            return False
+        return all((self.output_dir() / part["file"]).exists() for part in read_json(self.output().path)["parts"])
+
+    def part_paths(self) -> list:
+        """Return the paths of the extracted parts, in page order; valid once the task is complete."""
+        return [self.output_dir() / part["file"] for part in read_json(self.output().path)["parts"]]
 
     def run(self):
-        listing = read_json(self.input().path)
-        dump_dir = self.requires().output_dir()
-        paths = [dump_dir / entry["name"] for entry in listing["files"] if not entry["index"]]
-        stats = extract.ExtractionStats()
-        metadata = {"wiki": self.wiki, "date": self.date, "text_policy": str(TEXT_POLICY_VERSION)}
+        dump_files = [path.name for path in dump_paths(self.requires())]
+        self.report_progress(f"extracting {len(dump_files)} dump files")
 
-        processes = self.processes or extract.available_cores()
+        # Luigi runs these first, in parallel as far as its workers allow, then re-enters run() from the top.
+        parts = yield [self.clone(ExtractDumpFile, file_name=name) for name in dump_files]
+
+        self.report_progress("checking that the parts do not overlap")
+        part_stats = [read_json(target.path) for target in parts]
+        extract.check_disjoint([self.output_dir() / counts["file"] for counts in part_stats])
+        stats = extract.ExtractionStats()
+        for counts in part_stats:
+            stats.merge(extract.ExtractionStats.from_dict(counts))
+        write_json(self.output().path, {
+            **stats.to_dict(),
+            "parts": [{"file": counts["file"], "dump_file": counts["dump_file"], "pages": counts["pages"],
+                       "articles": counts["articles"]} for counts in part_stats],
+            "settings": self.settings(),
+        })
+
+
+class ExtractDumpFile(TextSettings):
+    """Extract the articles of one dump file into a Parquet part of the text stage's folder.
+
+    Output: `{part}.parquet` and, written last, `{part}.stats.json` in
+    ExtractText's folder, where `{part}` is part_name(file_name).
+    """
+
+    file_name = luigi.Parameter(description="the dump file to extract, as the run's file list names it")
+
+    def requires(self):
+        required = {"dump": self.clone(DownloadDump)}
+        if self.dump_templates:
+            required["templates"] = self.clone(CollectTemplates)
+        return required
+
+    def output_dir(self):
+        return self.clone(ExtractText).output_dir()
+
+    def output(self):
+        return luigi.LocalTarget(self.output_dir() / f"{part_name(self.file_name)}.stats.json")
+
+    def run(self):
         templates = None
         if self.dump_templates:
-            self.report_progress("collecting the dump's templates")
-            templates = extract.collect_templates(paths, processes)
+            templates = DumpTemplates.from_dict(read_json(self.input()["templates"].path))
+        stats = extract.ExtractionStats()
+        metadata = {"wiki": self.wiki, "date": self.date, "dump_file": self.file_name,
+                    "text_policy": str(TEXT_POLICY_VERSION)}
+        part = f"{part_name(self.file_name)}.parquet"
 
-        with atomic_path(self.output().path, directory=True) as folder:
-            articles = extract.iter_articles(paths, stats, default_site_base=f"https://{self.lang}.wikipedia.org/wiki/",
-                                             on_progress=self.report_progress, processes=processes,
-                                             templates=templates, keep_disambiguation=self.keep_disambiguation)
-            with ArticleWriter(folder / "articles.parquet", metadata) as writer:
+        with atomic_path(self.output_dir() / part) as temporary:
+            articles = extract.iter_articles(
+                [self.requires()["dump"].output_dir() / self.file_name], stats,
+                default_site_base=f"https://{self.lang}.wikipedia.org/wiki/", on_progress=self.report_progress,
+                processes=self.worker_processes(), templates=templates, keep_disambiguation=self.keep_disambiguation)
+            with ArticleWriter(temporary, metadata) as writer:
                 for article in articles:
                     writer.write(article)
-            write_json(folder / "stats.json", {**stats.to_dict(), "settings": self.settings()})
+        write_json(self.output().path, {"file": part, "dump_file": self.file_name, **stats.to_dict()})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from pathlib import Path
 
 import luigi
 import pytest
+
+from mirror_tree import UNAVAILABLE_DATE, build_mirror_tree
 
 REPO = Path(__file__).resolve().parent.parent
 MIRROR = REPO / "mirror"
@@ -86,33 +89,66 @@ def http_mirror(mirror_copy):
 
 
 class _RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves files from `root` with byte ranges and an ETag, and injects faults on request.
+    """Serves files from `root` with byte ranges and an ETag, lists folders, and injects faults on request.
 
     Class attributes set per server: `root`, `log` (list of (path, Range, If-Range, status)),
-    `faults` (list of "503", "drop" or "ok", consumed one per request; empty means ok),
-    `ignore_range` (respond 200 to range requests).
+    `faults` (faults consumed one per request, whatever the path; empty means ok),
+    `file_faults` (file name -> faults consumed one per request for that file), and
+    `ignore_range` (respond 200 to range requests), and `unavailable` (request paths that
+    always answer 503). A fault is one of:
+    "ok"; "503"; "drop" (send a third of the body, then close the connection);
+    "drop-change" (drop, then give the file a new modification time and so a new ETag,
+    as a mirror that replaced the file would); "corrupt" (send the body with one byte changed).
     """
 
     protocol_version = "HTTP/1.1"
     root: Path
     log: list
     faults: list
+    file_faults: dict
     ignore_range = False
+    unavailable: frozenset = frozenset()
 
     def log_message(self, format, *args):
         pass
 
+    def _send_empty(self, status: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send_listing(self, folder: Path) -> None:
+        # Like nginx's autoindex: one link per entry, folders with a trailing slash.
+        links = "".join(f'<a href="{entry.name}{"/" if entry.is_dir() else ""}">{entry.name}</a>\n'
+                        for entry in sorted(folder.iterdir()))
+        body = f"<html><body><pre>\n{links}</pre></body></html>\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):
         path = self.root / self.path.lstrip("/")
-        fault = self.faults.pop(0) if self.faults else "ok"
+        per_file = self.file_faults.get(path.name)
+        if per_file:
+            fault = per_file.pop(0)
+        elif self.faults:
+            fault = self.faults.pop(0)
+        else:
+            fault = "ok"
         requested = self.headers.get("Range")
         if_range = self.headers.get("If-Range")
-        if fault == "503" or not path.is_file():
+        if self.path in self.unavailable:
+            fault = "503"
+        if fault == "503" or not path.exists():
             status = 503 if fault == "503" else 404
             self.log.append((self.path, requested, if_range, status))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._send_empty(status)
+            return
+        if path.is_dir():
+            self.log.append((self.path, requested, if_range, 200))
+            self._send_listing(path)
             return
 
         data = path.read_bytes()
@@ -122,7 +158,16 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         if requested and not self.ignore_range and (if_range is None or if_range == etag):
             start = int(requested.removeprefix("bytes=").split("-")[0])
             status = 206
+        if start >= len(data) and status == 206:
+            self.log.append((self.path, requested, if_range, 416))
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = data[start:]
+        if fault == "corrupt":
+            body = body[:len(body) // 2] + bytes([body[len(body) // 2] ^ 0xFF]) + body[len(body) // 2 + 1:]
         self.log.append((self.path, requested, if_range, status))
         self.send_response(status)
         self.send_header("ETag", etag)
@@ -130,24 +175,56 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
-        if fault == "drop":
+        if fault in ("drop", "drop-change"):
             # Send part of the body, then close the connection as a reset would.
             self.wfile.write(body[: len(body) // 3])
             self.wfile.flush()
             self.close_connection = True
+            if fault == "drop-change":
+                stat = path.stat()
+                os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
             return
         self.wfile.write(body)
+
+
+def _serve(root: Path):
+    handler = type("Handler", (_RangeHandler,), {"root": root, "log": [], "faults": [], "file_faults": {},
+                                                 "ignore_range": False})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, handler
 
 
 @pytest.fixture
 def range_server(mirror_copy):
     """Serve a copy of the bundled mirror with Range support and fault injection on 127.0.0.1."""
-    handler = type("Handler", (_RangeHandler,), {"root": mirror_copy, "log": [], "faults": [], "ignore_range": False})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server, handler = _serve(mirror_copy)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def mirror_tree_template(tmp_path_factory) -> Path:
+    """The mirror tree of tests/mirror_tree.py, built once per session."""
+    return build_mirror_tree(MIRROR, tmp_path_factory.mktemp("tree") / "mirror")
+
+
+@pytest.fixture
+def dump_mirror(mirror_tree_template, tmp_path):
+    """Serve a copy of the mirror tree (several dated runs, split parts, content exports) on 127.0.0.1.
+
+    Yields (base_url, folder, handler); the dumpstatus.json of the 20160801 run always returns 503.
+    """
+    folder = tmp_path / "tree"
+    shutil.copytree(mirror_tree_template, folder)
+    server, handler = _serve(folder)
+    handler.unavailable = frozenset({f"/enwiki/{UNAVAILABLE_DATE}/dumpstatus.json"})
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder, handler
     finally:
         server.shutdown()
         server.server_close()

@@ -27,7 +27,7 @@ def _file_requests(handler):
 def test_dropped_connection_resumes_with_range(range_server, tmp_path):
     base, handler = range_server
     handler.faults = ["drop"]
-    destination = download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    destination = download_file(Mirror(base), _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
 
     assert destination.read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
     first, second = _file_requests(handler)
@@ -43,11 +43,11 @@ def test_resume_across_runs(range_server, tmp_path):
     base, handler = range_server
     handler.faults = ["drop", "503", "503", "503"]
     with pytest.raises(DumpError, match="after 3 attempts; last error: HTTP 503"):
-        download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+        download_file(Mirror(base), _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
     kept = (tmp_path / "out" / (NAME + ".part")).stat().st_size
     assert 0 < kept < _dump_file().size
 
-    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    download_file(Mirror(base), _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
     assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
     assert _file_requests(handler)[-1][1] == f"bytes={kept}-"
 
@@ -56,7 +56,7 @@ def test_server_ignoring_range_restarts_file(range_server, tmp_path):
     base, handler = range_server
     handler.faults = ["drop"]
     handler.ignore_range = True
-    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    download_file(Mirror(base), _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
     assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
     assert [entry[3] for entry in _file_requests(handler)] == [200, 200]
 
@@ -67,7 +67,7 @@ def test_changed_file_is_fetched_whole(range_server, tmp_path):
     partial.parent.mkdir()
     partial.write_bytes(b"stale bytes of an older file")
     (tmp_path / "out" / (NAME + ".part.validator")).write_text('"old-etag"')
-    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    download_file(Mirror(base), _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
     assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
     assert _file_requests(handler)[0][3] == 200
 
@@ -75,23 +75,23 @@ def test_changed_file_is_fetched_whole(range_server, tmp_path):
 def test_transient_errors_are_retried(range_server, tmp_path):
     base, handler = range_server
     handler.faults = ["503", "503"]
-    download_file(Mirror(base), WIKI, DATE, _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
+    download_file(Mirror(base), _dump_file(), tmp_path / "out" / NAME, retry=FAST_RETRY)
     assert [entry[3] for entry in _file_requests(handler)] == [503, 503, 200]
 
 
 def test_not_found_fails_at_once(range_server, tmp_path):
     base, handler = range_server
-    missing = DumpFile(name="enwiki-20160501-pages-articles-multistream-x.xml.bz2", size=10, sha1="0" * 40)
+    missing = DumpFile(name="enwiki-20160501-pages-articles-multistream-x.xml.bz2", size=10, sha1="0" * 40, folder=(WIKI, DATE))
     with pytest.raises(DumpError, match="HTTP 404"):
-        download_file(Mirror(base), WIKI, DATE, missing, tmp_path / "out" / missing.name, retry=FAST_RETRY)
+        download_file(Mirror(base), missing, tmp_path / "out" / missing.name, retry=FAST_RETRY)
     assert len(handler.log) == 1
 
 
 def test_sha1_mismatch_deletes_partial(range_server, tmp_path):
     base, _ = range_server
-    wrong = DumpFile(name=NAME, size=_dump_file().size, sha1="f" * 40)
+    wrong = DumpFile(name=NAME, size=_dump_file().size, sha1="f" * 40, folder=(WIKI, DATE))
     with pytest.raises(DumpError, match="sha1 mismatch"):
-        download_file(Mirror(base), WIKI, DATE, wrong, tmp_path / "out" / NAME, retry=FAST_RETRY)
+        download_file(Mirror(base), wrong, tmp_path / "out" / NAME, retry=FAST_RETRY)
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -109,12 +109,12 @@ def test_md5_used_when_no_sha1(range_server, tmp_path):
     del entry["sha1"]
     dump_file = next(f for f in multistream_files(status, WIKI, DATE) if f.name == NAME)
     assert dump_file.checksum == ("md5", entry["md5"])
-    download_file(Mirror(base), WIKI, DATE, dump_file, tmp_path / "out" / NAME, retry=FAST_RETRY)
+    download_file(Mirror(base), dump_file, tmp_path / "out" / NAME, retry=FAST_RETRY)
     assert (tmp_path / "out" / NAME).read_bytes() == (BUNDLED_RUN / NAME).read_bytes()
 
-    wrong = DumpFile(name=NAME, size=dump_file.size, md5="0" * 32)
+    wrong = DumpFile(name=NAME, size=dump_file.size, md5="0" * 32, folder=(WIKI, DATE))
     with pytest.raises(DumpError, match="md5 mismatch"):
-        download_file(Mirror(base), WIKI, DATE, wrong, tmp_path / "again" / NAME, retry=FAST_RETRY)
+        download_file(Mirror(base), wrong, tmp_path / "again" / NAME, retry=FAST_RETRY)
 
 
 def test_file_without_checksum_is_not_ready():

@@ -100,7 +100,7 @@ def test_latest_skips_incomplete_runs(mirror_copy):
 def test_latest_fails_without_complete_run(tmp_path):
     (tmp_path / WIKI / "20200101").mkdir(parents=True)
     (tmp_path / WIKI / "20200101" / "dumpstatus.json").write_text("{not json")
-    with pytest.raises(DumpError, match="No complete dump of enwiki"):
+    with pytest.raises(DumpError, match="No complete multistream dump of enwiki"):
         resolve_latest_date(Mirror(str(tmp_path)), WIKI)
 
 
@@ -130,7 +130,7 @@ def test_http_mirror_download(http_mirror, tmp_path):
 
     files = multistream_files(mirror.read_status(WIKI, DATE), WIKI, DATE)
     for dump_file in files:
-        destination = download_file(mirror, WIKI, DATE, dump_file, tmp_path / dump_file.name)
+        destination = download_file(mirror, dump_file, tmp_path / dump_file.name)
         assert destination.read_bytes() == (BUNDLED_RUN / dump_file.name).read_bytes()
 
     user_agents = {agent for _, agent in requests}
@@ -152,7 +152,7 @@ def test_http_sha1_mismatch_fails_and_leaves_nothing(http_mirror, tmp_path):
     dump_file = next(f for f in multistream_files(mirror.read_status(WIKI, DATE), WIKI, DATE) if f.name == name)
     downloads = tmp_path / "downloads"
     with pytest.raises(DumpError) as raised:
-        download_file(mirror, WIKI, DATE, dump_file, downloads / name)
+        download_file(mirror, dump_file, downloads / name)
     message = str(raised.value)
     assert "sha1 mismatch" in message
     assert "0" * 40 in message
@@ -167,7 +167,7 @@ def test_size_mismatch_fails(mirror_copy, tmp_path):
     mirror = Mirror(str(mirror_copy))
     dump_file = next(f for f in multistream_files(status, WIKI, DATE) if f.name == name)
     with pytest.raises(DumpError, match="Size mismatch"):
-        download_file(mirror, WIKI, DATE, dump_file, tmp_path / name)
+        download_file(mirror, dump_file, tmp_path / name)
     assert not (tmp_path / name).exists()
 
 
@@ -175,7 +175,7 @@ def test_file_url_mirror(tmp_path):
     mirror = Mirror(BUNDLED_RUN.parent.parent.as_uri())
     assert resolve_latest_date(mirror, WIKI) == DATE
     index = next(f for f in multistream_files(mirror.read_status(WIKI, DATE), WIKI, DATE) if f.is_index)
-    download_file(mirror, WIKI, DATE, index, tmp_path / index.name)
+    download_file(mirror, index, tmp_path / index.name)
     assert (tmp_path / index.name).stat().st_size == index.size
 
 

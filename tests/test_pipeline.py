@@ -68,16 +68,17 @@ def test_build_writes_every_artifact(built):
     data_root, _, _ = built
     run = data_root / "enwiki" / "20160501"
 
-    listing = json.loads((run / "dump" / "files.json").read_text())
+    listing = json.loads((run / "dump" / "multistream" / "files.json").read_text())
     assert {entry["name"] for entry in listing["files"]} == {path.name for path in (MIRROR / "enwiki" / "20160501").glob("*.bz2")}
     for entry in listing["files"]:
-        assert (run / "dump" / entry["name"]).stat().st_size == entry["size"]
+        assert (run / "dump" / "multistream" / entry["name"]).stat().st_size == entry["size"]
 
     text = _one(run / "text", "policy*")
     stats = json.loads((text / "stats.json").read_text())
     assert stats["articles"] == BUNDLED_ARTICLES
     assert stats["skipped"] == BUNDLED_SKIPPED
-    assert pq.ParquetFile(text / "articles.parquet").metadata.num_rows == BUNDLED_ARTICLES
+    assert [part["file"] for part in stats["parts"]] == ["enwiki-20160501-pages-articles-multistream.parquet"]
+    assert pq.ParquetFile(text / stats["parts"][0]["file"]).metadata.num_rows == BUNDLED_ARTICLES
 
     shards = _one(run / "shards", "val*")
     manifest = json.loads((shards / "_manifest.json").read_text())
