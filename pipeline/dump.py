@@ -47,6 +47,8 @@ CONTENT_EXPORT = "content-export"
 SOURCES = (MULTISTREAM, CONTENT_EXPORT)
 CONTENT_EXPORT_ROOT = ("other", "mediawiki_content_current")
 WIKIMEDIA_HOSTS = frozenset({"dumps.wikimedia.org", "download.wikimedia.org"})
+# URL schemes of mirrors; "" is a local folder. smart_open reads all of them (s3 and gs with their extras).
+MIRROR_SCHEMES = frozenset({"", "file", "http", "https", "s3", "gs"})
 PROJECT_URL = "https://github.com/wikichar/wikichar"
 DATE_PATTERN = re.compile(r"^\d{8}$")
 ISO_DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -173,6 +175,9 @@ class Mirror:
         self.timeout = timeout
         self.headers = {"User-Agent": user_agent(contact), "Accept-Encoding": "identity"}
         parsed = urllib.parse.urlparse(self.base)
+        if parsed.scheme not in MIRROR_SCHEMES:
+            raise ValueError(f"Invalid mirror {base!r}: the scheme {parsed.scheme!r} is not supported. Use an http(s), "
+                             "s3, gs or file URL, or a local folder.")
         self.is_http = parsed.scheme in ("http", "https")
         if self.is_http and (parsed.hostname or "").lower() in WIKIMEDIA_HOSTS and not contact.strip():
             raise DumpError(
@@ -270,7 +275,7 @@ class Mirror:
             data = self.read_bytes(wiki, date, "dumpstatus.json")
         except DumpError as error:
             raise DumpError(
-                f"{error}. Check that the mirror has a {wiki} dump dated {date}, "
+                f"{error}. Check that the mirror has a dump of {wiki} dated {date}, "
                 "or use --date latest for the newest complete one."
             ) from error
         try:
@@ -355,7 +360,8 @@ def content_export_files(mirror: Mirror, wiki: str, date: str) -> list[DumpFile]
     try:
         mirror.read_bytes(*folder, "_SUCCESS")
     except DumpError as error:
-        raise DumpNotReady(f"{wiki} {date}: the content export has no readable _SUCCESS marker yet ({error})") from error
+        raise DumpNotReady(f"{wiki} {date}: no readable _SUCCESS marker, so the content export is still being "
+                           f"written or there is none for this date ({error})") from error
     listing = mirror.read_bytes(*folder, "SHA256SUMS").decode("utf-8", errors="replace")
 
     name_pattern = re.compile(rf"^{re.escape(wiki)}-{iso_date(date)}-p\d+p\d+\.xml\.bz2$")

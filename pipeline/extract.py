@@ -672,8 +672,8 @@ def _jobs(paths: Sequence[Path], errors: list[str], streams_per_range: Optional[
             log.info("Reading %s in ranges of whole streams (index %s)", path.name, index.name)
             yield from _range_jobs(path, index, streams_per_range, processes, errors)
         else:
-            log.info("Reading %s sequentially (no multistream index beside it named %s)",
-                     path.name, expected_index_name(path.name) or "like Wikimedia's")
+            log.info("Reading %s in one pass with %d decompression threads (no multistream index beside it%s)",
+                     path.name, processes, f" named {expected_index_name(path.name)}" if expected_index_name(path.name) else "")
             yield from _chunk_jobs(path, pages_per_chunk, errors, threads=processes)
         if errors:
             return

@@ -51,6 +51,9 @@ class StageTask(luigi.Task):
 
     @property
     def run_dir(self) -> Path:
+        if self.date == "latest":
+            raise ValueError(f"{type(self).__name__} needs a concrete --date YYYYMMDD: only TrainWikiModel resolves "
+                             "'latest' to the newest complete dump.")
         return Path(self.data_root) / self.wiki / check_date(self.date)
 
     def stage_settings(self) -> dict[str, Any]:

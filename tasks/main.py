@@ -7,7 +7,7 @@ import logging
 import luigi
 from luigi.util import inherits
 
-from pipeline.dump import Mirror, check_date, resolve_latest_date, wiki_name
+from pipeline.dump import DumpError, Mirror, check_date, resolve_latest_date, wiki_name
 from tasks.report import WriteReport
 
 log = logging.getLogger(__name__)
@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 class TrainWikiModel(luigi.WrapperTask):
     """Build the whole pipeline for one wiki, from the dump to the report.
 
-    `--date latest` (the default) is resolved once, to the newest dump on the
-    mirror whose multistream job is complete. Every stage then gets that
+    `--date latest` (the default) is resolved once, to the newest complete
+    run of the dump source on the mirror. Every stage then gets that
     concrete date, so a dump published mid-run never mixes into the build.
     """
 
@@ -28,7 +28,13 @@ class TrainWikiModel(luigi.WrapperTask):
         # Luigi calls requires() several times per run; resolve once per task instance.
         if getattr(self, "_resolved_date", None) is None:
             if self.date == "latest":
-                self._resolved_date = resolve_latest_date(Mirror(self.mirror, contact=self.contact), self.wiki)
+                try:
+                    self._resolved_date = resolve_latest_date(Mirror(self.mirror, contact=self.contact), self.wiki,
+                                                              self.source)
+                except (DumpError, ValueError) as error:
+                    # Luigi reports errors raised while scheduling only as a warning, so log the cause plainly.
+                    log.error("Cannot find the dump to build: %s", error)
+                    raise
             else:
                 self._resolved_date = check_date(self.date)
         return self._resolved_date

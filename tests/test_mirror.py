@@ -104,6 +104,22 @@ def test_main_task_resolves_split_run(dump_mirror):
     assert TrainWikiModel(lang="en", mirror=base).resolved_date() == SPLIT_DATE
 
 
+def test_main_task_resolves_content_export(dump_mirror):
+    base, _, _ = dump_mirror
+    assert TrainWikiModel(lang="en", mirror=base, source=CONTENT_EXPORT).resolved_date() == CONTENT_DATE
+
+
+def test_stage_task_needs_concrete_date(tmp_path):
+    with pytest.raises(ValueError, match="WriteShards needs a concrete --date YYYYMMDD"):
+        WriteShards(lang="en", date="latest", data_root=str(tmp_path)).output()
+
+
+@pytest.mark.parametrize("base", ["htp://127.0.0.1:8000", "ftp://mirror.example/dumps"])
+def test_unsupported_mirror_scheme_is_named(base):
+    with pytest.raises(ValueError, match="Invalid mirror .* the scheme .* is not supported"):
+        Mirror(base)
+
+
 def test_split_run_with_faults_gives_the_same_articles(dump_mirror, tmp_path, reference_articles):
     base, folder, handler = dump_mirror
     files = multistream_files(json.loads((folder / WIKI / SPLIT_DATE / "dumpstatus.json").read_text()), WIKI, SPLIT_DATE)
