@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	LUIGI_CONFIG_PATH=configs/quickstart.cfg $(BIN)/luigi --module tasks TrainWikiModel --lang en --local-scheduler
+	LUIGI_CONFIG_PATH=configs/cpu.cfg $(BIN)/luigi --module tasks TrainWikiModel --lang en --local-scheduler
 	@echo "Report:"
-	@LUIGI_CONFIG_PATH=configs/quickstart.cfg $(BIN)/python -m tasks report-path --lang en
+	@LUIGI_CONFIG_PATH=configs/cpu.cfg $(BIN)/python -m tasks report-path --lang en
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

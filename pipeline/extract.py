@@ -32,7 +32,6 @@ import collections
 import datetime as dt
 import html
 import io
-import itertools
 import logging
 import multiprocessing
 import os

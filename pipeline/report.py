@@ -55,7 +55,7 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("Pages read", f"{metrics['pages']:,}"),
         ("Pages skipped, by reason", skipped),
         ("Vocabulary", f"{metrics['vocabulary_size']} symbols covering {metrics['vocabulary_coverage']:.4%} of training characters"),
-        ("Model", f"LSTM, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, {metrics['parameters']:,} parameters"),
+        ("Model", f"{metrics['cell'].upper()}, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, {metrics['parameters']:,} parameters"),
         ("Training", f"{metrics['steps']} steps (ended by {metrics['stopped_by']}) in {metrics['training_seconds']:.0f} s "
                      f"on {metrics['device']}, {metrics['characters_per_second']:,.0f} characters/s"),
         ("Final training bits per character", f"{metrics['train_bpc']:.3f}" if metrics["train_bpc"] is not None else "n/a"),
@@ -65,7 +65,7 @@ def _rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def render_markdown(metrics: dict[str, Any], samples: list[dict[str, Any]]) -> str:
-    lines = [f"# Character LSTM on {metrics['wiki']} {metrics['date']}", "", "| | |", "|---|---|"]
+    lines = [f"# Character {metrics['cell'].upper()} on {metrics['wiki']} {metrics['date']}", "", "| | |", "|---|---|"]
     lines += [f"| {label} | {value.replace('|', '&#124;')} |" for label, value in _rows(metrics)]
     lines += ["", f"![Loss curve]({LOSS_CURVE})", "", "## Samples", ""]
     for sample in samples:
@@ -91,7 +91,7 @@ def render_html(metrics: dict[str, Any], samples: list[dict[str, Any]], loss_png
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Character LSTM on {escape(metrics['wiki'])} {escape(metrics['date'])}</title>
+<title>Character {escape(metrics['cell'].upper())} on {escape(metrics['wiki'])} {escape(metrics['date'])}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.5; }}
 table {{ border-collapse: collapse; }}
@@ -101,7 +101,7 @@ img {{ max-width: 100%; }}
 </style>
 </head>
 <body>
-<h1>Character LSTM on {escape(metrics['wiki'])} {escape(metrics['date'])}</h1>
+<h1>Character {escape(metrics['cell'].upper())} on {escape(metrics['wiki'])} {escape(metrics['date'])}</h1>
 <table>
 {table}
 </table>

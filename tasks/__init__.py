@@ -2,19 +2,22 @@
 
     luigi --module tasks TrainWikiModel --lang en
 
-DownloadDump -> ExtractText -> WriteShards -> BuildVocabulary -> TrainModel
--> WriteReport, and TrainWikiModel, a wrapper that resolves `--date latest`
-and requires the report.
+DownloadDump (one DownloadDumpFile per file) -> ExtractText (one
+ExtractDumpFile per dump file, and CollectTemplates) -> WriteShards ->
+BuildVocabulary -> EncodeTokens -> TrainModel -> WriteReport, and
+TrainWikiModel, a wrapper that resolves `--date latest` and requires the
+report.
 """
 
 import logging
 import sys
 
-from tasks.dump import DownloadDump
+from tasks.dump import DownloadDump, DownloadDumpFile
 from tasks.main import TrainWikiModel
 from tasks.report import WriteReport
 from tasks.shards import WriteShards
-from tasks.text import ExtractText
+from tasks.text import CollectTemplates, ExtractDumpFile, ExtractText
+from tasks.tokens import EncodeTokens
 from tasks.train import TrainModel
 from tasks.vocabulary import BuildVocabulary
 
@@ -38,4 +41,5 @@ def _configure_logging() -> None:
 
 _configure_logging()
 
-__all__ = ["DownloadDump", "ExtractText", "WriteShards", "BuildVocabulary", "TrainModel", "WriteReport", "TrainWikiModel"]
+__all__ = ["DownloadDump", "DownloadDumpFile", "CollectTemplates", "ExtractDumpFile", "ExtractText", "WriteShards",
+           "BuildVocabulary", "EncodeTokens", "TrainModel", "WriteReport", "TrainWikiModel"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shlex
 
 import luigi
@@ -11,13 +12,19 @@ from luigi.util import inherits
 from pipeline import report
 from pipeline.model import load_model
 from pipeline.sample import sample_grid
-from pipeline.shards import MANIFEST, shard_paths
+from pipeline.shards import MANIFEST
 from pipeline.storage import atomic_path, read_json
-from pipeline.train import configure_threads, open_tokens, unigram_bpc, encode_texts
-from pipeline.articles import iter_texts
+from pipeline.tokens import open_tokens
+from pipeline.train import configure_threads, unigram_bpc
 from pipeline.vocabulary import Vocabulary
 from tasks.base import StageTask
+from tasks.shards import WriteShards
+from tasks.text import ExtractText
+from tasks.tokens import EncodeTokens
 from tasks.train import TrainModel
+from tasks.vocabulary import BuildVocabulary
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PROMPTS = ["The ", "In 1990, ", "History\n"]
 
@@ -47,9 +54,10 @@ class WriteReport(StageTask):
 
     def run(self):
         model_task = self.clone(TrainModel)
-        vocabulary_task = model_task.upstream()
-        shard_task = vocabulary_task.requires()
-        text_task = shard_task.requires()
+        vocabulary_task = self.clone(BuildVocabulary)
+        tokens_task = self.clone(EncodeTokens)
+        shard_task = self.clone(WriteShards)
+        text_task = self.clone(ExtractText)
 
         training = read_json(model_task.output_dir() / "training.json")
         vocabulary_document = read_json(vocabulary_task.output().path)
@@ -63,12 +71,11 @@ class WriteReport(StageTask):
         samples = sample_grid(model, vocabulary, list(self.prompts), [float(t) for t in self.temperatures],
                               self.sample_length, self.sample_seed)
 
+        # The baseline is scored on the same validation characters as the model.
+        validation_tokens = open_tokens(tokens_task.output_dir() / "validation.bin", vocabulary.size)
+        baseline = unigram_bpc(vocabulary_document["counts"], vocabulary, validation_tokens, self.eval_characters)
+
         with atomic_path(self.output().path, directory=True) as folder:
-            # The baseline is scored on the same validation characters as the model.
-            tokens_path = folder / "validation-tokens.bin"
-            encode_texts(iter_texts(shard_paths(shard_task.output_dir(), manifest, "validation")), vocabulary, tokens_path)
-            baseline = unigram_bpc(vocabulary_document["counts"], vocabulary, open_tokens(tokens_path), self.eval_characters)
-            tokens_path.unlink()
 
             metrics = {
                 "wiki": self.wiki,
@@ -80,6 +87,7 @@ class WriteReport(StageTask):
                 "characters": {split: totals["characters"] for split, totals in manifest["splits"].items()},
                 "vocabulary_size": vocabulary_document["size"],
                 "vocabulary_coverage": vocabulary_document["coverage"],
+                "cell": self.cell,
                 "layers": self.layers,
                 "hidden_size": self.hidden_size,
                 "parameters": training["parameters"],
@@ -96,6 +104,7 @@ class WriteReport(StageTask):
                 "paths": {"model": str(model_task.output_dir()), "shards": str(shard_task.output_dir())},
             }
             report.write_report(folder, metrics, checkpoint["history"], samples)
+        log.info("Report written: %s", self.output_dir() / "report.html")
 
     def reproduce_command(self) -> str:
         """Return the luigi command line that rebuilds this report from the same dump."""

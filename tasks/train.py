@@ -1,71 +1,80 @@
-"""Train the character LSTM on the training shards."""
+"""Train the character model on the encoded training split."""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 
 import luigi
 import torch
 from luigi.util import inherits
 
 from pipeline import train
-from pipeline.articles import iter_texts
-from pipeline.shards import MANIFEST, shard_paths
-from pipeline.storage import atomic_path, read_json, write_json
+from pipeline.model import load_checkpoint
+from pipeline.storage import atomic_path, write_json
+from pipeline.tokens import open_tokens
 from pipeline.vocabulary import Vocabulary
 from tasks.base import StageTask
-from tasks.shards import WriteShards
+from tasks.tokens import EncodeTokens
 from tasks.vocabulary import BuildVocabulary
 
 
-@inherits(BuildVocabulary)
+@inherits(EncodeTokens)
 class TrainModel(StageTask):
-    """Train until max_steps or max_minutes, resuming from the last checkpoint after a crash.
+    """Train until max_steps or max_minutes, resuming from the last checkpoint after a crash or SIGTERM.
 
     Output: a folder with model.pt (the final checkpoint) and training.json.
-    While training, checkpoints and the encoded texts live in a work folder
-    beside it, `.{name}.work`, which is deleted once the output is in place.
+    While training, checkpoints live in a work folder beside it,
+    `.{name}.work`, which is deleted once the output is in place. With
+    nproc_per_node above 1, training runs under torchrun with
+    DistributedDataParallel, one process per GPU (or per group of CPU cores).
     """
 
     stage = "model"
+    cell = luigi.ChoiceParameter(default="lstm", choices=["lstm", "gru"], description="recurrent cell")
     embedding_size = luigi.IntParameter(default=64, description="size of the character embedding")
-    hidden_size = luigi.IntParameter(default=512, description="LSTM hidden size")
-    layers = luigi.IntParameter(default=3, description="number of stacked LSTM layers")
+    hidden_size = luigi.IntParameter(default=512, description="hidden size of each recurrent layer")
+    layers = luigi.IntParameter(default=3, description="number of stacked recurrent layers")
     dropout = luigi.FloatParameter(default=0.1, description="dropout on embeddings, between layers and before the head")
-    batch_size = luigi.IntParameter(default=64, description="sequences per step")
-    sequence_length = luigi.IntParameter(default=256, description="characters per training sequence")
-    learning_rate = luigi.FloatParameter(default=2e-3, description="AdamW learning rate")
+    batch_size = luigi.IntParameter(default=64, description="contiguous streams per process and step")
+    sequence_length = luigi.IntParameter(default=256, description="characters per step and stream (backpropagation length)")
+    learning_rate = luigi.FloatParameter(default=2e-3, description="AdamW peak learning rate")
     weight_decay = luigi.FloatParameter(default=0.01, description="AdamW weight decay")
     gradient_clip = luigi.FloatParameter(default=1.0, description="maximum gradient norm")
+    schedule = luigi.ChoiceParameter(default="cosine", choices=list(train.SCHEDULES),
+                                     description="learning rate after warm-up: cosine, step or constant")
+    warmup_steps = luigi.IntParameter(default=200, description="steps of linear learning rate warm-up")
+    final_learning_rate_ratio = luigi.FloatParameter(default=0.1, description="final learning rate as a share of the peak")
+    precision = luigi.ChoiceParameter(default="auto", choices=list(train.PRECISIONS),
+                                      description="auto (bf16 autocast on CUDA, fp32 on the CPU), fp32 or bf16")
     max_steps = luigi.IntParameter(default=20000, description="training steps")
     max_minutes = luigi.OptionalFloatParameter(default=None, description="stop after this many minutes of training (none: no limit)")
     eval_interval = luigi.IntParameter(default=500, description="steps between validation runs")
     eval_characters = luigi.IntParameter(default=200000, description="validation characters evaluated each time")
     checkpoint_interval = luigi.IntParameter(default=500, description="steps between checkpoints")
-    seed = luigi.IntParameter(default=1234, description="random seed of initialisation, batches and dropout")
-    threads = luigi.IntParameter(default=0, significant=False, description="CPU threads for torch (0: all available cores)")
+    max_skipped_steps = luigi.IntParameter(default=10, description="non-finite steps in a row that stop training")
+    seed = luigi.IntParameter(default=1234, description="random seed of initialisation and dropout")
+    nproc_per_node = luigi.IntParameter(default=1, description="training processes under torchrun (1: train in the worker)")
+    threads = luigi.IntParameter(default=0, significant=False,
+                                 description="CPU threads for torch per process (0: the available cores divided among processes)")
 
     def requires(self):
-        return {"shards": self.clone(WriteShards), "vocabulary": self.clone(BuildVocabulary)}
+        return {"tokens": self.clone(EncodeTokens), "vocabulary": self.clone(BuildVocabulary)}
 
     def upstream(self):
-        return self.clone(BuildVocabulary)
+        return self.clone(EncodeTokens)
 
     def training_settings(self) -> train.TrainingSettings:
-        return train.TrainingSettings(
-            embedding_size=self.embedding_size, hidden_size=self.hidden_size, layers=self.layers,
-            dropout=self.dropout, batch_size=self.batch_size, sequence_length=self.sequence_length,
-            learning_rate=self.learning_rate, weight_decay=self.weight_decay, gradient_clip=self.gradient_clip,
-            max_steps=self.max_steps, max_minutes=self.max_minutes, eval_interval=self.eval_interval,
-            eval_characters=self.eval_characters, checkpoint_interval=self.checkpoint_interval, seed=self.seed,
-        )
+        names = [field.name for field in dataclasses.fields(train.TrainingSettings)]
+        return train.TrainingSettings(**{name: getattr(self, name) for name in names})
 
     def stage_settings(self):
-        return {"training": dataclasses.asdict(self.training_settings())}
+        return {"training": dataclasses.asdict(self.training_settings()), "nproc_per_node": self.nproc_per_node}
 
     def stage_name(self):
-        return f"lstm-{self.layers}x{self.hidden_size}"
+        return f"{self.cell}-{self.layers}x{self.hidden_size}"
 
     def output(self):
         return luigi.LocalTarget(self.output_dir())
@@ -77,23 +86,33 @@ class TrainModel(StageTask):
     def run(self):
         settings = self.training_settings()
         settings.check()
+        if self.nproc_per_node < 1:
+            raise ValueError(f"Invalid nproc_per_node {self.nproc_per_node}: expected 1 or more.")
         work_dir = self.work_dir()
         work_dir.mkdir(parents=True, exist_ok=True)
-        vocabulary = Vocabulary.load(self.input()["vocabulary"].path)
-        threads = train.configure_threads(self.threads or None)
+        vocabulary_path = self.input()["vocabulary"].path
+        tokens_dir = self.requires()["tokens"].output_dir()
 
-        tokens = {}
-        shard_dir = self.requires()["shards"].output_dir()
-        manifest = read_json(shard_dir / MANIFEST)
-        for split in ("train", "validation"):
-            path = work_dir / f"tokens-{split}.bin"
-            if not path.exists():
-                self.report_progress(f"encoding the {split} split")
-                train.encode_texts(iter_texts(shard_paths(shard_dir, manifest, split)), vocabulary, path)
-            tokens[split] = train.open_tokens(path)
-
-        checkpoint = train.train(settings, vocabulary, tokens["train"], tokens["validation"], work_dir,
-                                 on_progress=self.report_progress)
+        if self.nproc_per_node == 1:
+            vocabulary = Vocabulary.load(vocabulary_path)
+            threads = train.configure_threads(self.threads or None)
+            checkpoint = train.train(settings, vocabulary, open_tokens(tokens_dir / "train.bin", vocabulary.size),
+                                     open_tokens(tokens_dir / "validation.bin", vocabulary.size), work_dir,
+                                     on_progress=self.report_progress)
+        else:
+            threads = self.threads or None
+            self.report_progress(f"training with torchrun, {self.nproc_per_node} processes")
+            write_json(work_dir / "settings.json", dataclasses.asdict(settings))
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                       f"--nproc-per-node={self.nproc_per_node}", "-m", "pipeline.train",
+                       "--tokens", str(tokens_dir), "--vocabulary", vocabulary_path,
+                       "--settings", str(work_dir / "settings.json"), "--work-dir", str(work_dir),
+                       "--threads", str(self.threads)]
+            completed = subprocess.run(command, check=False)
+            if completed.returncode != 0:
+                raise RuntimeError(f"torchrun training exited with status {completed.returncode}; its log is above. "
+                                   f"Run again to resume from the last checkpoint in {work_dir}.")
+            checkpoint = load_checkpoint(work_dir / train.CHECKPOINT)
 
         history = checkpoint["history"]
         elapsed = checkpoint["elapsed_seconds"]
@@ -102,9 +121,11 @@ class TrainModel(StageTask):
             "stopped_by": checkpoint["stopped_by"],
             "parameters": checkpoint["parameters"],
             "device": checkpoint["device"],
+            "processes": self.nproc_per_node,
             "threads": threads if checkpoint["device"] == "cpu" else None,
             "training_seconds": elapsed,
-            "characters_per_second": checkpoint["step"] * settings.batch_size * settings.sequence_length / max(elapsed, 1e-9),
+            "characters_per_second": checkpoint["step"] * settings.batch_size * settings.sequence_length
+            * self.nproc_per_node / max(elapsed, 1e-9),
             "train_bpc": history[-1]["train_bpc"],
             "val_bpc": history[-1]["validation_bpc"],
             "torch": torch.__version__,

@@ -6,7 +6,10 @@ import functools
 import http.server
 import os
 import shutil
+import signal
+import subprocess
 import threading
+import time
 from pathlib import Path
 
 import luigi
@@ -34,6 +37,7 @@ TINY = {
     "batch_size": 8,
     "sequence_length": 32,
     "max_steps": 40,
+    "warmup_steps": 5,
     "eval_interval": 20,
     "checkpoint_interval": 10,
     "eval_characters": 2000,
@@ -42,6 +46,27 @@ TINY = {
     "temperatures": [0.5, 1.0],
     "threads": 1,
 }
+
+
+def terminate_once_training(command: list[str], timeout: float = 120.0) -> tuple[int, str]:
+    """Run `command`, send it SIGTERM after its first training progress line, and return (exit status, stderr).
+
+    The first "Training: step" line is logged 50 steps in, so training is under way when the signal arrives.
+    """
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + timeout
+        for line in process.stderr:
+            seen.append(line)
+            if "Training: step" in line:
+                break
+            assert time.monotonic() < deadline, f"training did not start within {timeout:.0f} s"
+        process.send_signal(signal.SIGTERM)
+        seen.append(process.stderr.read())
+    finally:
+        process.wait(timeout=timeout)
+    return process.returncode, "".join(seen)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import torch
 
 from tasks import TrainWikiModel
 
-from conftest import BUNDLED_ARTICLES, BUNDLED_SKIPPED, MIRROR, REPO, TINY
+from conftest import BUNDLED_ARTICLES, BUNDLED_SKIPPED, MIRROR, REPO, TINY, terminate_once_training
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def test_changed_setting_reruns_only_later_stages(tmp_path, built):
     shutil.copytree(data_root, copy)
     result = _build(copy, coverage=0.999)
     assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS
-    assert set(STARTED) == {"BuildVocabulary", "TrainModel", "WriteReport", "TrainWikiModel"}
+    assert set(STARTED) == {"BuildVocabulary", "EncodeTokens", "TrainModel", "WriteReport", "TrainWikiModel"}
     assert len(list((copy / "enwiki" / "20160501" / "vocabulary").iterdir())) == 2
 
 
@@ -135,7 +135,7 @@ def test_deleted_stage_reruns_with_later_stages(tmp_path, built):
     shutil.rmtree(_one(copy / "enwiki" / "20160501" / "shards", "val*"))
     result = _build(copy)
     assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS
-    assert set(STARTED) == {"WriteShards", "BuildVocabulary", "TrainModel", "WriteReport", "TrainWikiModel"}
+    assert set(STARTED) == {"WriteShards", "BuildVocabulary", "EncodeTokens", "TrainModel", "WriteReport", "TrainWikiModel"}
 
 
 def _luigi_command(data_root: Path, **overrides) -> list[str]:
@@ -184,3 +184,32 @@ def test_failed_run_exits_nonzero(tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "Wiki folder not found on the mirror" in result.stderr
+
+
+def test_training_with_torchrun_processes(tmp_path, built):
+    data_root, _, _ = built
+    copy = tmp_path / "data"
+    shutil.copytree(data_root, copy)
+    result = _build(copy, nproc_per_node=2)
+    assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
+    assert set(STARTED) == {"TrainModel", "WriteReport", "TrainWikiModel"}
+
+    models = sorted((copy / "enwiki" / "20160501" / "model").glob("lstm-*"))
+    assert len(models) == 2, "the process count changes the model, so it gets its own folder"
+    training = [json.loads((model / "training.json").read_text()) for model in models]
+    assert sorted(summary["processes"] for summary in training) == [1, 2]
+    distributed = next(model for model, summary in zip(models, training) if summary["processes"] == 2)
+    checkpoint = torch.load(distributed / "model.pt", weights_only=True)
+    assert checkpoint["world_size"] == 2
+    assert checkpoint["step"] == TINY["max_steps"]
+
+
+def test_sigterm_stops_training_with_a_checkpoint(tmp_path):
+    overrides = {"max_steps": 2000, "checkpoint_interval": 1000, "eval_interval": 1000}
+    root = tmp_path / "data"
+    status, log_text = terminate_once_training(_luigi_command(root, **overrides))
+    # Luigi's task_failed code from luigi.cfg.
+    assert status == 30, log_text[-3000:]
+    assert "Stopped by SIGTERM at step" in log_text
+    checkpoint = torch.load(_one(root / "enwiki/20160501/model", ".lstm-*.work") / "checkpoint.pt", weights_only=True)
+    assert 50 <= checkpoint["step"] < 1000

@@ -13,7 +13,7 @@ def _metrics(**overrides):
     metrics = {
         "wiki": "enwiki", "date": "20160501", "pages": 3, "skipped": {"redirect": 1}, "failed": {HOSTILE: 1},
         "articles": {"train": 1, "validation": 1, "test": 0}, "characters": {"train": 10, "validation": 5, "test": 0},
-        "vocabulary_size": 5, "vocabulary_coverage": 1.0, "layers": 1, "hidden_size": 8, "parameters": 100,
+        "vocabulary_size": 5, "vocabulary_coverage": 1.0, "cell": "lstm", "layers": 1, "hidden_size": 8, "parameters": 100,
         "steps": 2, "stopped_by": "max_steps", "training_seconds": 1.0, "characters_per_second": 10.0, "device": "cpu",
         "train_bpc": 2.0, "val_bpc": 2.1, "unigram_bpc": 3.0, "command": f"luigi --prompts '{HOSTILE}'",
     }

@@ -1,0 +1,47 @@
+"""Encode the training and validation shards into token files for training."""
+
+from __future__ import annotations
+
+import luigi
+from luigi.util import requires
+
+from pipeline.articles import iter_texts
+from pipeline.shards import MANIFEST, shard_paths
+from pipeline.storage import atomic_path, read_json, write_json
+from pipeline.tokens import encode_texts, token_dtype
+from pipeline.vocabulary import Vocabulary
+from tasks.base import StageTask
+from tasks.vocabulary import BuildVocabulary
+
+SPLITS = ("train", "validation")
+
+
+@requires(BuildVocabulary)
+class EncodeTokens(StageTask):
+    """Turn the train and validation shards into flat token files that training memory-maps.
+
+    Output: a folder with train.bin, validation.bin (vocabulary ids, articles
+    joined by a blank line) and tokens.json (their lengths and type).
+    """
+
+    stage = "tokens"
+
+    def upstream(self):
+        return self.requires()
+
+    def output(self):
+        return luigi.LocalTarget(self.output_dir())
+
+    def run(self):
+        vocabulary = Vocabulary.load(self.input().path)
+        shard_dir = self.requires().requires().output_dir()
+        manifest = read_json(shard_dir / MANIFEST)
+        lengths = {}
+        with atomic_path(self.output().path, directory=True) as folder:
+            for split in SPLITS:
+                self.report_progress(f"encoding the {split} split")
+                lengths[split] = encode_texts(iter_texts(shard_paths(shard_dir, manifest, split)), vocabulary,
+                                              folder / f"{split}.bin")
+            write_json(folder / "tokens.json", {"tokens": lengths, "dtype": str(token_dtype(vocabulary.size)),
+                                                "vocabulary_fingerprint": vocabulary.fingerprint,
+                                                "settings": self.settings()})
