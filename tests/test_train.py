@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model import load_model
-from pipeline.sample import generate, load_sampler, main as sample_main, sample
+from pipeline.model import CharRNN, load_model
+from pipeline.sample import _layer_weights, _step_by_hand, generate, load_sampler, main as sample_main, sample
 from pipeline.tokens import encode_texts, open_tokens
 from pipeline.train import (CHECKPOINT, StreamBatches, TrainingSettings, TrainingStopped, learning_rate_at, train,
                             unigram_bpc)
@@ -299,3 +299,19 @@ def test_sampling_is_batched_seeded_and_stops(tmp_path, capsys, caplog):
     assert capsys.readouterr().out.count("the quick brown fox") == 2
     assert sample_main([str(tmp_path / "work" / CHECKPOINT), "--temperature", "0"]) == 2
     assert "Invalid temperature 0.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_hand_step_matches_module(cell):
+    torch.manual_seed(0)
+    model = CharRNN(vocabulary_size=30, embedding_size=8, hidden_size=16, layers=2, dropout=0.0, cell=cell).eval()
+    ids = torch.randint(0, 30, (3, 5))
+    with torch.no_grad():
+        _, state = model(ids)
+        expected, expected_state = model(ids[:, :1], state)
+        logits, hand_state = _step_by_hand(model, _layer_weights(model), ids[:, 0], state)
+    assert torch.allclose(logits, expected[:, 0], atol=1e-5)
+    if cell == "gru":
+        hand_state, expected_state = (hand_state,), (expected_state,)
+    for mine, theirs in zip(hand_state, expected_state):
+        assert torch.allclose(mine, theirs, atol=1e-5)
