@@ -92,4 +92,6 @@ class StageTask(luigi.Task):
 
 @StageTask.event_handler(luigi.Event.PROCESSING_TIME)
 def _log_stage_time(task: StageTask, seconds: float) -> None:
-    log.info("Stage %s finished in %.1f s: %s", task.stage, seconds, task.output_dir())
+    output = task.output()
+    log.info("Stage %s finished in %.1f s: %s (%s)", task.stage, seconds,
+             output.path if isinstance(output, luigi.LocalTarget) else task.output_dir(), task.task_id)

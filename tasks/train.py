@@ -60,6 +60,12 @@ class TrainModel(StageTask):
     threads = luigi.IntParameter(default=0, significant=False,
                                  description="CPU threads for torch per process (0: the available cores divided among processes)")
 
+    @property
+    def resources(self):
+        # One unit of the "gpu" resource per training process, so that workers sharing a scheduler never start
+        # more GPU trainings than [resources] gpu in luigid's configuration allows.
+        return {"gpu": self.nproc_per_node} if torch.cuda.is_available() else {}
+
     def requires(self):
         return {"tokens": self.clone(EncodeTokens), "vocabulary": self.clone(BuildVocabulary)}
 

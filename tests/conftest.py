@@ -119,8 +119,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     Class attributes set per server: `root`, `log` (list of (path, Range, If-Range, status)),
     `faults` (faults consumed one per request, whatever the path; empty means ok),
     `file_faults` (file name -> faults consumed one per request for that file), and
-    `ignore_range` (respond 200 to range requests), and `unavailable` (request paths that
-    always answer 503). A fault is one of:
+    `ignore_range` (respond 200 to range requests), `unavailable` (request paths that
+    always return 503), and `delay` (seconds to wait before sending a file). A fault is one of:
     "ok"; "503"; "drop" (send a third of the body, then close the connection);
     "drop-change" (drop, then give the file a new modification time and so a new ETag,
     as a mirror that replaced the file would); "corrupt" (send the body with one byte changed).
@@ -133,6 +133,7 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
     file_faults: dict
     ignore_range = False
     unavailable: frozenset = frozenset()
+    delay = 0.0
 
     def log_message(self, format, *args):
         pass
@@ -176,6 +177,8 @@ class _RangeHandler(http.server.BaseHTTPRequestHandler):
             self._send_listing(path)
             return
 
+        # A slow mirror, so that downloads overlap in tests with several workers.
+        time.sleep(self.delay)
         data = path.read_bytes()
         etag = '"%d-%d"' % (len(data), path.stat().st_mtime_ns)
         start = 0

@@ -1,0 +1,103 @@
+"""The scheduled rebuild command against the test mirror: built, up to date, a newer dump, the lock."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.rebuild import ALREADY_RUNNING, BUILT, LOCK_NAME, UP_TO_DATE, apply_retention
+
+from conftest import REPO, TINY
+from mirror_tree import SPLIT_DATE, WIKI
+
+pytestmark = pytest.mark.slow
+
+NEWER_DATE = "20161001"
+
+
+def _config(path: Path, base: str, data_root: Path) -> Path:
+    lines = ["[TrainWikiModel]", f"mirror = {base}", f"data_root = {data_root}", "processes = 1"]
+    for name, value in TINY.items():
+        if name != "lang":
+            lines.append(f"{name} = {json.dumps(value) if isinstance(value, list) else value}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rebuild(config: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tasks.rebuild", "--lang", "en", "--local-scheduler", *arguments],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LUIGI_CONFIG_PATH": str(config)})
+
+
+def _publish_newer_run(mirror: Path) -> None:
+    """Publish the bundled run again under a newer date: the same bytes under the new date's file names."""
+    source, target = mirror / WIKI / "20160501", mirror / WIKI / NEWER_DATE
+    target.mkdir()
+    status = json.loads((source / "dumpstatus.json").read_text())
+    files = status["jobs"]["articlesmultistreamdump"]["files"]
+    renamed = {}
+    for name, entry in files.items():
+        new_name = name.replace("20160501", NEWER_DATE)
+        shutil.copyfile(source / name, target / new_name)
+        renamed[new_name] = {**entry, "url": f"/{WIKI}/{NEWER_DATE}/{new_name}"}
+    status["jobs"]["articlesmultistreamdump"]["files"] = renamed
+    (target / "dumpstatus.json").write_text(json.dumps(status))
+
+
+def test_rebuild_sequence_against_mirror(dump_mirror, tmp_path):
+    base, folder, _ = dump_mirror
+    data_root = tmp_path / "data"
+    config = _config(tmp_path / "rebuild.cfg", base, data_root)
+
+    first = _rebuild(config, "--keep", "1")
+    assert first.returncode == BUILT, first.stderr[-3000:]
+    assert list((data_root / WIKI / SPLIT_DATE / "report").glob("report-*/report.html"))
+
+    second = _rebuild(config, "--keep", "1")
+    assert second.returncode == UP_TO_DATE, second.stderr[-3000:]
+    assert f"Up to date: the build of {WIKI} {SPLIT_DATE} is complete" in second.stderr
+
+    _publish_newer_run(folder)
+    third = _rebuild(config, "--keep", "1")
+    assert third.returncode == BUILT, third.stderr[-3000:]
+    assert list((data_root / WIKI / NEWER_DATE / "report").glob("report-*/report.html"))
+    # --keep 1: the older build goes once the newer one is complete.
+    assert not (data_root / WIKI / SPLIT_DATE).exists()
+
+
+def test_rebuild_refuses_to_overlap(dump_mirror, tmp_path):
+    base, _, _ = dump_mirror
+    data_root = tmp_path / "data"
+    config = _config(tmp_path / "rebuild.cfg", base, data_root)
+    (data_root / WIKI).mkdir(parents=True)
+    with open(data_root / WIKI / LOCK_NAME, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = _rebuild(config)
+    assert result.returncode == ALREADY_RUNNING, result.stderr[-3000:]
+    assert "Another rebuild of enwiki is running" in result.stderr
+    assert not (data_root / WIKI / SPLIT_DATE).exists()
+
+
+@pytest.mark.parametrize("folders, keep, deleted", [
+    ({"20160101": True, "20160201": True, "20160301": True}, 2, ["20160101"]),
+    ({"20160101": True, "20160201": False, "20160301": True}, 2, []),
+    ({"20160101": True, "20160201": False, "20160301": True, "20160401": False}, 1, ["20160101", "20160201"]),
+    ({"20160101": True}, 1, []),
+    ({"20160101": False, "20160201": True}, 3, []),
+])
+def test_retention_keeps_newest_complete_builds(tmp_path, folders, keep, deleted):
+    for date, complete in folders.items():
+        report = tmp_path / date / "report" / "report-abc"
+        report.mkdir(parents=True)
+        if complete:
+            (report / "report.html").write_text("<html></html>")
+    assert apply_retention(tmp_path, keep) == deleted
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(set(folders) - set(deleted))
