@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 import http.server
 import os
 import shutil
@@ -46,6 +47,22 @@ TINY = {
     "temperatures": [0.5, 1.0],
     "threads": 1,
 }
+
+
+def train_small_model(folder: Path, text: str, device=None, **overrides) -> Path:
+    """Train a small LSTM on `text` (one article) in `folder`; return its checkpoint's path."""
+    from pipeline.tokens import encode_texts, open_tokens
+    from pipeline.train import CHECKPOINT, TrainingSettings, train
+    from pipeline.vocabulary import build_vocabulary
+
+    vocabulary, _ = build_vocabulary(Counter(text), 1.0)
+    encode_texts([text], vocabulary, folder / "tokens.bin")
+    tokens = open_tokens(folder / "tokens.bin", vocabulary.size)
+    settings = {"embedding_size": 16, "hidden_size": 64, "layers": 1, "dropout": 0.0, "batch_size": 16,
+                "sequence_length": 32, "learning_rate": 1e-2, "max_steps": 200, "warmup_steps": 10,
+                "eval_interval": 100, "eval_characters": 1000, "checkpoint_interval": 100, **overrides}
+    train(TrainingSettings(**settings), vocabulary, tokens, tokens, folder / "work", device=device)
+    return folder / "work" / CHECKPOINT
 
 
 def terminate_once_training(command: list[str], timeout: float = 120.0) -> tuple[int, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,25 +13,16 @@ from aiohttp import web
 
 from pipeline.sample import generate, load_sampler
 from pipeline.serve import build_app
-from pipeline.tokens import encode_texts, open_tokens
-from pipeline.train import CHECKPOINT, TrainingSettings, train
-from pipeline.vocabulary import build_vocabulary
+
+from conftest import train_small_model
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
     torch.set_num_threads(1)
-    vocabulary, _ = build_vocabulary(Counter(TEXT), 1.0)
-    encode_texts([TEXT], vocabulary, folder / "tokens.bin")
-    tokens = open_tokens(folder / "tokens.bin", vocabulary.size)
-    settings = TrainingSettings(embedding_size=16, hidden_size=64, layers=1, dropout=0.0, batch_size=16,
-                                sequence_length=32, learning_rate=1e-2, max_steps=200, warmup_steps=10,
-                                eval_interval=100, eval_characters=1000, checkpoint_interval=100)
-    train(settings, vocabulary, tokens, tokens, folder / "work")
-    return folder / "work" / CHECKPOINT
+    return train_small_model(tmp_path_factory.mktemp("model"), TEXT)
 
 
 @pytest.fixture(scope="module")
