@@ -90,9 +90,13 @@ class Budget:
     max_page_seconds: Optional[float] = 30.0
 
 
+# Markup that should never survive into the text; the stats count each one's occurrences in the articles.
+RESIDUE_MARKERS = ("{{", "}}", "[[", "]]", "<ref", "'''", "{|", "&amp;", "&lt;")
+
+
 @dataclass
 class ExtractionStats:
-    """Counts of what happened to every page read."""
+    """Counts of what happened to every page read, and of markup left in the articles' text."""
 
     pages: int = 0
     articles: int = 0
@@ -100,6 +104,13 @@ class ExtractionStats:
     skipped: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)
     failed_pages: dict[str, list[int]] = field(default_factory=dict)
+    residues: Counter = field(default_factory=Counter)
+
+    def count_residues(self, text: str) -> None:
+        for marker in RESIDUE_MARKERS:
+            found = text.count(marker)
+            if found:
+                self.residues[marker] += found
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] += 1
@@ -123,13 +134,15 @@ class ExtractionStats:
         self.articles += other.articles
         self.characters += other.characters
         self.skipped.update(other.skipped)
+        self.residues.update(other.residues)
 
     @classmethod
     def from_dict(cls, counts: dict) -> "ExtractionStats":
         """Return the stats that to_dict() wrote."""
         return cls(pages=counts["pages"], articles=counts["articles"], characters=counts["characters"],
                    skipped=Counter(counts["skipped"]), failed=Counter(counts["failed"]),
-                   failed_pages={reason: list(ids) for reason, ids in counts["failed_pages"].items()})
+                   failed_pages={reason: list(ids) for reason, ids in counts["failed_pages"].items()},
+                   residues=Counter(counts.get("residues", {})))
 
     def to_dict(self) -> dict:
         return {
@@ -139,6 +152,7 @@ class ExtractionStats:
             "skipped": dict(sorted(self.skipped.items())),
             "failed": dict(sorted(self.failed.items())),
             "failed_pages": self.failed_pages,
+            "residues": {marker: self.residues[marker] for marker in RESIDUE_MARKERS},
         }
 
 
@@ -873,6 +887,7 @@ def iter_articles(
                     log.warning("%s: page id %d (%r) repeats an earlier article's id; keeping the first, counting the rest",
                                 job.path, article.page_id, article.title)
                 continue
+            stats.count_residues(article.text)
             yield article
         if result.error:
             raise ExtractionError(result.error)

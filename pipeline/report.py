@@ -45,29 +45,48 @@ def plot_loss_curve(history: list[dict[str, Any]], unigram_bpc: float) -> bytes:
     return buffer.getvalue()
 
 
-def _rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """Return the summary table as (label, value) pairs of plain text."""
-    skipped = ", ".join(f"{reason}: {count}" for reason, count in {**metrics["skipped"], **metrics["failed"]}.items()) or "none"
-    return [
-        ("Wiki and dump date", f"{metrics['wiki']} {metrics['date']}"),
-        ("Articles (train / validation / test)", f"{metrics['articles']['train']} / {metrics['articles']['validation']} / {metrics['articles']['test']}"),
-        ("Characters (train / validation / test)", f"{metrics['characters']['train']:,} / {metrics['characters']['validation']:,} / {metrics['characters']['test']:,}"),
+def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Return the report's tables as (title, [(label, value)]) of plain text: the dataset, extraction and model cards."""
+    skipped = ", ".join(f"{reason}: {count:,}" for reason, count in {**metrics["skipped"], **metrics["failed"]}.items()) or "none"
+    splits = ("train", "validation", "test")
+    # Code points too, since a reader's fonts may lack the rarest characters.
+    rarest = ", ".join(f"{character} U+{ord(character):04X} ({count:,})" for character, count in metrics["rarest_characters"])
+    residues = ", ".join(f"{marker} {count:,}" for marker, count in metrics["residues"].items())
+    dataset = [
+        ("Wiki, dump date and source", f"{metrics['wiki']} {metrics['date']} ({metrics['source']})"),
+        *((f"Dump file {entry['name']}", f"{entry['size']:,} bytes, {entry['checksum']}") for entry in metrics["dump_files"]),
         ("Pages read", f"{metrics['pages']:,}"),
         ("Pages skipped, by reason", skipped),
+        ("Articles (train / validation / test)", " / ".join(f"{metrics['articles'][split]:,}" for split in splits)),
+        ("Characters (train / validation / test)", " / ".join(f"{metrics['characters'][split]:,}" for split in splits)),
+        ("UTF-8 bytes (train / validation / test)", " / ".join(f"{metrics['text_bytes'][split]:,}" for split in splits)),
         ("Vocabulary", f"{metrics['vocabulary_size']} symbols covering {metrics['vocabulary_coverage']:.4%} of training characters"),
-        ("Model", f"{metrics['cell'].upper()}, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, {metrics['parameters']:,} parameters"),
+        ("Rarest kept characters", rarest),
+    ]
+    extraction = [
+        ("Extraction", f"{metrics['pages']:,} pages in {metrics['extraction_seconds']:.1f} s of task time, "
+                       f"{metrics['pages_per_second']:,.0f} pages/s"),
+        ("Markup left in the text (occurrences)", residues),
+    ]
+    model = [
+        ("Model", f"{metrics['cell'].upper()}, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, "
+                  f"embedding size {metrics['embedding_size']}, {metrics['parameters']:,} parameters"),
         ("Training", f"{metrics['steps']} steps (ended by {metrics['stopped_by']}) in {metrics['training_seconds']:.0f} s "
                      f"on {metrics['device']}, {metrics['characters_per_second']:,.0f} characters/s"),
         ("Final training bits per character", f"{metrics['train_bpc']:.3f}" if metrics["train_bpc"] is not None else "n/a"),
         ("Validation bits per character", f"{metrics['val_bpc']:.3f}"),
         ("Unigram baseline", f"{metrics['unigram_bpc']:.3f}"),
     ]
+    return [("Dataset", dataset), ("Extraction", extraction), ("Model and training", model)]
 
 
 def render_markdown(metrics: dict[str, Any], samples: list[dict[str, Any]]) -> str:
-    lines = [f"# Character {metrics['cell'].upper()} on {metrics['wiki']} {metrics['date']}", "", "| | |", "|---|---|"]
-    lines += [f"| {label} | {value.replace('|', '&#124;')} |" for label, value in _rows(metrics)]
-    lines += ["", f"![Loss curve]({LOSS_CURVE})", "", "## Samples", ""]
+    lines = [f"# Character {metrics['cell'].upper()} on {metrics['wiki']} {metrics['date']}", ""]
+    for title, rows in _sections(metrics):
+        lines += [f"## {title}", "", "| | |", "|---|---|"]
+        lines += [f"| {label} | {value.replace('|', '&#124;')} |" for label, value in rows]
+        lines.append("")
+    lines += ["## Loss curve", "", f"![Loss curve]({LOSS_CURVE})", "", "## Samples", ""]
     for sample in samples:
         # A fence longer than any backtick run in the sample keeps the sample inside it.
         fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", sample["prompt"] + sample["text"])), default=0))
@@ -79,7 +98,12 @@ def render_markdown(metrics: dict[str, Any], samples: list[dict[str, Any]]) -> s
 
 def render_html(metrics: dict[str, Any], samples: list[dict[str, Any]], loss_png: bytes) -> str:
     escape = html.escape
-    table = "\n".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in _rows(metrics))
+    tables = "\n".join(
+        f"<h2>{escape(title)}</h2>\n<table>\n"
+        + "\n".join(f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>" for label, value in rows)
+        + "\n</table>"
+        for title, rows in _sections(metrics)
+    )
     blocks = "\n".join(
         f"<figure><figcaption>Prompt <code>{escape(sample['prompt'])}</code>, temperature {sample['temperature']}</figcaption>"
         f"<pre><b>{escape(sample['prompt'])}</b>{escape(sample['text'])}</pre></figure>"
@@ -102,9 +126,7 @@ img {{ max-width: 100%; }}
 </head>
 <body>
 <h1>Character {escape(metrics['cell'].upper())} on {escape(metrics['wiki'])} {escape(metrics['date'])}</h1>
-<table>
-{table}
-</table>
+{tables}
 <h2>Loss curve</h2>
 <img alt="Training and validation bits per character by step" src="data:image/png;base64,{image}">
 <h2>Samples</h2>

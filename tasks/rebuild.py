@@ -1,6 +1,6 @@
 """Build the newest dump of a wiki, for cron or a systemd timer.
 
-    python -m tasks.rebuild --lang en [--keep 2] [--workers 4] [--local-scheduler]
+    python -m tasks.rebuild --lang en [--data-root DIR] [--keep 2] [--workers 4] [--local-scheduler]
 
 It resolves the newest complete dump on the mirror once and builds
 TrainWikiModel for that concrete date, with the settings of luigi.cfg (and
@@ -71,9 +71,13 @@ def apply_retention(wiki_dir: Path, keep: int) -> list[str]:
     return deleted
 
 
-def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool) -> int:
-    """Run one scheduled rebuild and return its exit code (see the module docstring)."""
-    latest = TrainWikiModel(lang=lang)
+def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root: Optional[str] = None) -> int:
+    """Run one scheduled rebuild and return its exit code (see the module docstring).
+
+    `data_root` overrides the configured one, for a preset whose config sets its own.
+    """
+    options = {"lang": lang, **({"data_root": data_root} if data_root else {})}
+    latest = TrainWikiModel(**options)
     wiki_dir = Path(latest.data_root) / latest.wiki
     wiki_dir.mkdir(parents=True, exist_ok=True)
 
@@ -90,7 +94,7 @@ def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool) -> int:
         lock.flush()
 
         date = latest.resolved_date()
-        task = TrainWikiModel(lang=lang, date=date)
+        task = TrainWikiModel(**options, date=date)
         if task.complete():
             log.info("Up to date: the build of %s %s is complete (%s).", latest.wiki, date, task.report_path())
             apply_retention(wiki_dir, keep)
@@ -111,6 +115,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.rebuild", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang", required=True, help="Wikipedia language code, such as en")
+    parser.add_argument("--data-root", default=None, help="folder for every output (default: the configured data_root)")
     parser.add_argument("--keep", type=int, default=2, help="complete builds to keep per wiki (default: 2)")
     parser.add_argument("--workers", type=int, default=1, help="Luigi worker processes (default: 1)")
     parser.add_argument("--local-scheduler", action="store_true",
@@ -119,7 +124,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if arguments.keep < 1:
         parser.error(f"invalid --keep {arguments.keep}: expected 1 or more")
     # An exception (a mirror that cannot be reached, say) ends the process with status 1 and its traceback.
-    return rebuild(arguments.lang, arguments.keep, arguments.workers, arguments.local_scheduler)
+    return rebuild(arguments.lang, arguments.keep, arguments.workers, arguments.local_scheduler, arguments.data_root)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pipeline.tokens import open_tokens
 from pipeline.train import configure_threads, unigram_bpc
 from pipeline.vocabulary import Vocabulary
 from tasks.base import StageTask
+from tasks.dump import DownloadDump
 from tasks.shards import WriteShards
 from tasks.text import ExtractText
 from tasks.tokens import EncodeTokens
@@ -64,6 +65,7 @@ class WriteReport(StageTask):
         vocabulary = Vocabulary.load(vocabulary_task.output().path)
         manifest = read_json(shard_task.output_dir() / MANIFEST)
         extraction = read_json(text_task.output_dir() / "stats.json")
+        dump_listing = read_json(self.clone(DownloadDump).output().path)
         configure_threads(self.threads or None)
 
         self.report_progress("sampling")
@@ -83,12 +85,24 @@ class WriteReport(StageTask):
                 "pages": extraction["pages"],
                 "skipped": extraction["skipped"],
                 "failed": extraction["failed"],
+                "source": self.source,
+                "dump_files": [{"name": entry["name"], "size": entry["size"],
+                                "checksum": next(f"{algorithm}:{entry[algorithm]}" for algorithm in ("sha256", "sha1", "md5")
+                                                 if entry.get(algorithm))}
+                               for entry in dump_listing["files"]],
                 "articles": {split: totals["articles"] for split, totals in manifest["splits"].items()},
                 "characters": {split: totals["characters"] for split, totals in manifest["splits"].items()},
+                "text_bytes": {split: totals["text_bytes"] for split, totals in manifest["splits"].items()},
+                "extraction_seconds": extraction["seconds"],
+                "pages_per_second": extraction["pages"] / max(extraction["seconds"], 1e-9),
+                "residues": extraction["residues"],
+                "rarest_characters": [[character, vocabulary_document["counts"][character]]
+                                      for character in vocabulary_document["characters"][-10:]],
                 "vocabulary_size": vocabulary_document["size"],
                 "vocabulary_coverage": vocabulary_document["coverage"],
                 "cell": self.cell,
                 "layers": self.layers,
+                "embedding_size": self.embedding_size,
                 "hidden_size": self.hidden_size,
                 "parameters": training["parameters"],
                 "steps": training["steps"],
@@ -110,7 +124,7 @@ class WriteReport(StageTask):
         """Return the luigi command line that rebuilds this report from the same dump."""
         words = ["luigi", "--module", "tasks", "TrainWikiModel", "--local-scheduler", "--mirror", self.mirror]
         for name, parameter in self.get_params():
-            if not parameter.significant or name == "data_root":
+            if not parameter.significant:
                 continue
             value = getattr(self, name)
             if value is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import luigi
 
 from pipeline import extract
@@ -117,8 +119,9 @@ class ExtractText(TextSettings):
             stats.merge(extract.ExtractionStats.from_dict(counts))
         write_json(self.output().path, {
             **stats.to_dict(),
+            "seconds": round(sum(counts["seconds"] for counts in part_stats), 3),
             "parts": [{"file": counts["file"], "dump_file": counts["dump_file"], "pages": counts["pages"],
-                       "articles": counts["articles"]} for counts in part_stats],
+                       "articles": counts["articles"], "seconds": counts["seconds"]} for counts in part_stats],
             "settings": self.settings(),
         })
 
@@ -153,6 +156,7 @@ class ExtractDumpFile(TextSettings):
                     "text_policy": str(TEXT_POLICY_VERSION)}
         part = f"{part_name(self.file_name)}.parquet"
 
+        started = time.monotonic()
         with atomic_path(self.output_dir() / part) as temporary:
             articles = extract.iter_articles(
                 [self.requires()["dump"].output_dir() / self.file_name], stats,
@@ -161,4 +165,5 @@ class ExtractDumpFile(TextSettings):
             with ArticleWriter(temporary, metadata) as writer:
                 for article in articles:
                     writer.write(article)
-        write_json(self.output().path, {"file": part, "dump_file": self.file_name, **stats.to_dict()})
+        write_json(self.output().path, {"file": part, "dump_file": self.file_name,
+                                        "seconds": round(time.monotonic() - started, 3), **stats.to_dict()})

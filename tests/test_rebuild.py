@@ -75,12 +75,13 @@ def test_rebuild_sequence_against_mirror(dump_mirror, tmp_path):
 
 def test_rebuild_refuses_to_overlap(dump_mirror, tmp_path):
     base, _, _ = dump_mirror
+    config = _config(tmp_path / "rebuild.cfg", base, tmp_path / "configured")
+    # --data-root overrides the configured data root, so the lock taken here is the one that counts.
     data_root = tmp_path / "data"
-    config = _config(tmp_path / "rebuild.cfg", base, data_root)
     (data_root / WIKI).mkdir(parents=True)
     with open(data_root / WIKI / LOCK_NAME, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        result = _rebuild(config)
+        result = _rebuild(config, "--data-root", str(data_root))
     assert result.returncode == ALREADY_RUNNING, result.stderr[-3000:]
     assert "Another rebuild of enwiki is running" in result.stderr
     assert not (data_root / WIKI / SPLIT_DATE).exists()

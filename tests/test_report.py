@@ -16,6 +16,10 @@ def _metrics(**overrides):
         "vocabulary_size": 5, "vocabulary_coverage": 1.0, "cell": "lstm", "layers": 1, "hidden_size": 8, "parameters": 100,
         "steps": 2, "stopped_by": "max_steps", "training_seconds": 1.0, "characters_per_second": 10.0, "device": "cpu",
         "train_bpc": 2.0, "val_bpc": 2.1, "unigram_bpc": 3.0, "command": f"luigi --prompts '{HOSTILE}'",
+        "source": "multistream", "embedding_size": 4, "text_bytes": {"train": 10, "validation": 5, "test": 0},
+        "dump_files": [{"name": "enwiki-20160501-pages-articles-multistream.xml.bz2", "size": 1234, "checksum": "sha1:ab"}],
+        "extraction_seconds": 0.5, "pages_per_second": 6.0, "residues": {"{{": 0, "&amp;": 2},
+        "rarest_characters": [["<", 3], ["\u4e2d", 1]],
     }
     return {**metrics, **overrides}
 
@@ -28,6 +32,7 @@ HISTORY = [{"step": 1, "train_bpc": 2.5, "validation_bpc": 2.4, "elapsed_seconds
 def test_html_escapes_dump_and_model_text():
     page = render_html(_metrics(), SAMPLES, b"png")
     assert "<script>" not in page
+    assert "&lt; U+003C (3), \u4e2d U+4E2D (1)" in page
     assert "<img src=x" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in page
