@@ -69,6 +69,7 @@ def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]
         ("Markup left in the text (occurrences)", residues),
     ]
     model = [
+        ("Settings", metrics["preset"]),
         ("Model", f"{metrics['cell'].upper()}, {metrics['layers']} layers, hidden size {metrics['hidden_size']}, "
                   f"embedding size {metrics['embedding_size']}, {metrics['parameters']:,} parameters"),
         ("Training", f"{metrics['steps']} steps (ended by {metrics['stopped_by']}) in {metrics['training_seconds']:.0f} s "

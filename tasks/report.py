@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+from pathlib import Path
 
 import luigi
 import torch
@@ -26,6 +28,14 @@ from tasks.train import TrainModel
 from tasks.vocabulary import BuildVocabulary
 
 log = logging.getLogger(__name__)
+
+
+def configured_preset() -> str:
+    """Return the preset that LUIGI_CONFIG_PATH names (configs/cpu.cfg gives "cpu"), or "luigi.cfg" without one."""
+    path = Path(os.environ.get("LUIGI_CONFIG_PATH", ""))
+    if path.suffix == ".cfg" and path.parent.name == "configs":
+        return path.stem
+    return str(path) if path.name else "luigi.cfg"
 
 DEFAULT_PROMPTS = ["The ", "In 1990, ", "History\n"]
 
@@ -100,6 +110,7 @@ class WriteReport(StageTask):
                                       for character in vocabulary_document["characters"][-10:]],
                 "vocabulary_size": vocabulary_document["size"],
                 "vocabulary_coverage": vocabulary_document["coverage"],
+                "preset": configured_preset(),
                 "cell": self.cell,
                 "layers": self.layers,
                 "embedding_size": self.embedding_size,

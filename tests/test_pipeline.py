@@ -107,6 +107,8 @@ def test_build_writes_every_artifact(built):
     assert len(metrics["samples"]) == len(TINY["prompts"]) * len(TINY["temperatures"])
     assert (report / "loss.png").read_bytes().startswith(b"\x89PNG")
     assert "--date 20160501" in metrics["command"]
+    assert metrics["preset"] == "luigi.cfg"
+    assert metrics["residues"]["[["] == 0
 
 
 def test_second_build_runs_nothing(built):

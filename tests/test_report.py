@@ -16,7 +16,7 @@ def _metrics(**overrides):
         "vocabulary_size": 5, "vocabulary_coverage": 1.0, "cell": "lstm", "layers": 1, "hidden_size": 8, "parameters": 100,
         "steps": 2, "stopped_by": "max_steps", "training_seconds": 1.0, "characters_per_second": 10.0, "device": "cpu",
         "train_bpc": 2.0, "val_bpc": 2.1, "unigram_bpc": 3.0, "command": f"luigi --prompts '{HOSTILE}'",
-        "source": "multistream", "embedding_size": 4, "text_bytes": {"train": 10, "validation": 5, "test": 0},
+        "source": "multistream", "embedding_size": 4, "preset": "tiny", "text_bytes": {"train": 10, "validation": 5, "test": 0},
         "dump_files": [{"name": "enwiki-20160501-pages-articles-multistream.xml.bz2", "size": 1234, "checksum": "sha1:ab"}],
         "extraction_seconds": 0.5, "pages_per_second": 6.0, "residues": {"{{": 0, "&amp;": 2},
         "rarest_characters": [["<", 3], ["\u4e2d", 1]],
