@@ -98,6 +98,18 @@ class ArticleWriter:
             self._writer.close()
 
 
+def copy_articles(source: Path, destination: Path, metadata: dict[str, str] | None = None,
+                  batch_rows: int = 4096) -> int:
+    """Copy a Parquet file of articles to `destination` with new file metadata, streaming; return the rows copied."""
+    schema = SCHEMA.with_metadata(metadata) if metadata else SCHEMA
+    rows = 0
+    with pq.ParquetWriter(destination, schema, compression=COMPRESSION) as writer:
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows, columns=list(COLUMNS)):
+            writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+            rows += batch.num_rows
+    return rows
+
+
 def read_articles(paths: Iterable[Path], batch_rows: int = 256) -> Iterator[Article]:
     """Yield articles from Parquet files with the public schema, streaming by batches."""
     for path in paths:

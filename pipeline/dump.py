@@ -26,11 +26,12 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO, Callable, Iterable, Optional
 
 import requests
 import smart_open
@@ -432,6 +433,32 @@ class _Retryable(Exception):
 
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def reuse_verified_copy(candidates: Iterable[Path], dump_file: DumpFile, destination: Path) -> Optional[Path]:
+    """Place at `destination` a local file with the same size and checksum as `dump_file`, if one exists.
+
+    A dump file that an earlier run already published (Wikimedia republishes
+    unchanged files, and a run can be resumed under another date) need not be
+    downloaded again. Each candidate is hashed before use, so a damaged copy
+    is skipped. The copy is a hard link where the file system allows, else a
+    byte copy, and appears atomically. Returns the candidate used, or None.
+    """
+    algorithm, expected = dump_file.checksum
+    for candidate in candidates:
+        if not candidate.is_file() or (dump_file.size is not None and candidate.stat().st_size != dump_file.size):
+            continue
+        if file_digest(candidate, algorithm) != expected:
+            log.warning("Not reusing %s: its %s differs from the published one", candidate, algorithm)
+            continue
+        with atomic_path(destination) as temporary:
+            try:
+                os.link(candidate, temporary)
+            except OSError:
+                shutil.copyfile(candidate, temporary)
+        log.info("Reused %s for %s: same size and %s, nothing downloaded", candidate, dump_file.name, algorithm)
+        return candidate
+    return None
 
 
 def download_file(

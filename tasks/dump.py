@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import urllib.parse
+from pathlib import Path
 
 import luigi
 
-from pipeline.dump import DumpFile, Mirror, RetryPolicy, download_file, run_files, run_folder
-from pipeline.storage import write_json
+from pipeline.dump import DumpFile, Mirror, RetryPolicy, download_file, reuse_verified_copy, run_files, run_folder
+from pipeline.storage import read_json, write_json
 from tasks.base import StageTask
 
 
@@ -46,10 +47,24 @@ class DownloadDumpFile(StageTask):
     def output(self):
         return luigi.LocalTarget(self.output_dir() / self.file_name, format=luigi.format.Nop)
 
+    def earlier_copies(self, dump_file: DumpFile) -> list[Path]:
+        """Return the files of this wiki's other runs in the data root whose listing gives the same checksum."""
+        algorithm, expected = dump_file.checksum
+        copies = []
+        for listing_path in sorted(Path(self.data_root).glob(f"{self.wiki}/*/{self.stage}/{self.source}/files.json")):
+            if listing_path.parent == self.output_dir():
+                continue
+            for entry in read_json(listing_path)["files"]:
+                if entry.get(algorithm) == expected:
+                    copies.append(listing_path.parent / entry["name"])
+        return copies
+
     def run(self):
         mirror = Mirror(self.mirror, contact=self.contact)
         dump_file = DumpFile(name=self.file_name, size=self.size, sha1=self.sha1, md5=self.md5, sha256=self.sha256,
                              folder=run_folder(self.wiki, self.date, self.source))
+        if reuse_verified_copy(self.earlier_copies(dump_file), dump_file, self.output_dir() / self.file_name):
+            return
         retry = RetryPolicy(attempts=self.attempts, backoff_seconds=self.backoff_seconds)
         download_file(mirror, dump_file, self.output_dir() / self.file_name, on_progress=self.report_progress,
                       retry=retry)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
+from typing import Optional
 
 import luigi
 
 from pipeline import extract
-from pipeline.articles import ArticleWriter
+from pipeline.articles import ArticleWriter, copy_articles
 from pipeline.dump_templates import DumpTemplates
-from pipeline.storage import atomic_path, read_json, write_json
+from pipeline.storage import atomic_path, file_digest, read_json, write_json
 from pipeline.wikitext import TEXT_POLICY_VERSION
 from tasks.base import StageTask
 from tasks.dump import DownloadDump
+
+log = logging.getLogger(__name__)
 
 
 def part_name(file_name: str) -> str:
@@ -147,16 +152,49 @@ class ExtractDumpFile(TextSettings):
     def output(self):
         return luigi.LocalTarget(self.output_dir() / f"{part_name(self.file_name)}.stats.json")
 
+    def reuse_key(self) -> dict:
+        """Return what fixes this part's articles: the dump file's checksum, the text settings and the templates."""
+        listing = read_json(self.requires()["dump"].output().path)
+        entry = next(entry for entry in listing["files"] if entry["name"] == self.file_name)
+        algorithm = next(name for name in ("sha256", "sha1", "md5") if entry.get(name))
+        templates = file_digest(self.input()["templates"].path) if self.dump_templates else ""
+        return {"dump_checksum": f"{algorithm}:{entry[algorithm]}", "templates_sha256": templates,
+                "text_settings": self.clone(ExtractText).stage_settings()}
+
+    def earlier_part(self, key: dict) -> Optional[tuple[Path, dict]]:
+        """Return (Parquet part, its stats) of another run of this wiki extracted from the same bytes the same way."""
+        pattern = f"{self.wiki}/*/{self.stage}/policy{TEXT_POLICY_VERSION}-*/*.stats.json"
+        for stats_path in sorted(Path(self.data_root).glob(pattern)):
+            if stats_path.parent == self.output_dir():
+                continue
+            counts = read_json(stats_path)
+            if counts.get("reuse_key") == key and (stats_path.parent / counts["file"]).is_file():
+                return stats_path.parent / counts["file"], counts
+        return None
+
     def run(self):
+        key = self.reuse_key()
+        metadata = {"wiki": self.wiki, "date": self.date, "dump_file": self.file_name,
+                    "text_policy": str(TEXT_POLICY_VERSION)}
+        part = f"{part_name(self.file_name)}.parquet"
+        started = time.monotonic()
+
+        # A later dump date whose file did not change gives the same articles: copy them instead of extracting.
+        earlier = self.earlier_part(key)
+        if earlier is not None:
+            source, counts = earlier
+            self.report_progress(f"copying the articles of an identical file from {source}")
+            with atomic_path(self.output_dir() / part) as temporary:
+                copy_articles(source, temporary, metadata)
+            log.info("Reused %s for %s: same bytes and settings, nothing extracted", source, self.file_name)
+            write_json(self.output().path, {**counts, "file": part, "dump_file": self.file_name,
+                                            "seconds": round(time.monotonic() - started, 3), "reused_from": str(source)})
+            return
+
         templates = None
         if self.dump_templates:
             templates = DumpTemplates.from_dict(read_json(self.input()["templates"].path))
         stats = extract.ExtractionStats()
-        metadata = {"wiki": self.wiki, "date": self.date, "dump_file": self.file_name,
-                    "text_policy": str(TEXT_POLICY_VERSION)}
-        part = f"{part_name(self.file_name)}.parquet"
-
-        started = time.monotonic()
         with atomic_path(self.output_dir() / part) as temporary:
             articles = extract.iter_articles(
                 [self.requires()["dump"].output_dir() / self.file_name], stats,
@@ -166,4 +204,5 @@ class ExtractDumpFile(TextSettings):
                 for article in articles:
                     writer.write(article)
         write_json(self.output().path, {"file": part, "dump_file": self.file_name,
-                                        "seconds": round(time.monotonic() - started, 3), **stats.to_dict()})
+                                        "seconds": round(time.monotonic() - started, 3), **stats.to_dict(),
+                                        "reuse_key": key})

@@ -125,3 +125,18 @@ def test_file_without_checksum_is_not_ready():
     del entry["sha1"], entry["md5"]
     with pytest.raises(DumpNotReady, match="missing sha1 or md5"):
         multistream_files(status, WIKI, DATE)
+
+
+def test_earlier_copy_is_reused_only_when_intact(tmp_path):
+    from pipeline.dump import reuse_verified_copy
+
+    damaged = tmp_path / "damaged.bz2"
+    damaged.write_bytes(b"x" * _dump_file().size)
+    intact = tmp_path / "intact.bz2"
+    intact.write_bytes((BUNDLED_RUN / NAME).read_bytes())
+    destination = tmp_path / "run" / NAME
+
+    assert reuse_verified_copy([tmp_path / "missing.bz2", damaged], _dump_file(), destination) is None
+    assert not destination.exists()
+    assert reuse_verified_copy([damaged, intact], _dump_file(), destination) == intact
+    assert destination.read_bytes() == intact.read_bytes()

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import luigi
+import pyarrow.parquet as pq
 import pytest
 
 from tasks.rebuild import ALREADY_RUNNING, BUILT, LOCK_NAME, UP_TO_DATE, apply_retention
+from tasks.shards import WriteShards
 
 from conftest import REPO, TINY
 from mirror_tree import SPLIT_DATE, WIKI
@@ -102,3 +105,32 @@ def test_retention_keeps_newest_complete_builds(tmp_path, folders, keep, deleted
             (report / "report.html").write_text("<html></html>")
     assert apply_retention(tmp_path, keep) == deleted
     assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(set(folders) - set(deleted))
+
+
+def test_unchanged_dump_is_reused_not_fetched(dump_mirror, tmp_path):
+    base, folder, handler = dump_mirror
+    data_root = tmp_path / "data"
+
+    def build(date: str) -> None:
+        luigi.task_register.Register.clear_instance_cache()
+        task = WriteShards(lang="en", date=date, data_root=str(data_root), mirror=base, max_shard_mb=1.0, processes=1)
+        result = luigi.build([task], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+        assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
+
+    build("20160501")
+    _publish_newer_run(folder)
+    handler.log.clear()
+    build(NEWER_DATE)
+
+    # Only the run's status was read (once per entry into the download task's run()): both files have
+    # the sha1 of files already verified for 20160501.
+    assert {entry[0] for entry in handler.log} == {f"/{WIKI}/{NEWER_DATE}/dumpstatus.json"}
+    text = next((data_root / WIKI / NEWER_DATE / "text").glob("policy*"))
+    part = json.loads(next(text.glob("*.stats.json")).read_text())
+    assert "/20160501/text/" in part["reused_from"]
+    metadata = pq.ParquetFile(text / part["file"]).schema_arrow.metadata
+    assert metadata[b"date"] == NEWER_DATE.encode()
+    old_text = next((data_root / WIKI / "20160501" / "text").glob("policy*"))
+    old_part = json.loads(next(old_text.glob("*.stats.json")).read_text())
+    reused, original = pq.read_table(text / part["file"]), pq.read_table(old_text / old_part["file"])
+    assert reused.replace_schema_metadata(None).equals(original.replace_schema_metadata(None))
