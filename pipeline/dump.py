@@ -153,6 +153,12 @@ class DumpFile:
     def is_index(self) -> bool:
         return "-index" in self.name
 
+    @classmethod
+    def from_listing(cls, entry: dict) -> "DumpFile":
+        """Return the file that an entry of a downloaded run's files.json describes."""
+        return cls(name=entry["name"], size=entry["size"], sha1=entry.get("sha1", ""), md5=entry.get("md5", ""),
+                   sha256=entry.get("sha256", ""))
+
     @property
     def checksum(self) -> tuple[str, str]:
         """Return (algorithm, expected hex digest): the strongest one published, sha256, then sha1, then md5."""
@@ -376,7 +382,7 @@ def content_export_files(mirror: Mirror, wiki: str, date: str) -> list[DumpFile]
                             f"got {line[:80]!r}")
         digest, name = match.group(1).lower(), match.group(2)
         if "/" in name or "\\" in name or ".." in name or (name.endswith(".xml.bz2") and not name_pattern.match(name)):
-            raise DumpError(f"{wiki} {date}: unexpected file name {name!r} in SHA256SUMS; refusing to download it")
+            raise DumpError(f"{wiki} {date}: unexpected file name {name!r} in SHA256SUMS: rejected, so nothing is downloaded")
         if name_pattern.match(name):
             result.append(DumpFile(name=name, size=None, sha256=digest, folder=folder))
     if not result:

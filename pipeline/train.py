@@ -572,7 +572,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         train(settings, vocabulary, open_tokens(arguments.tokens / "train.bin", vocabulary.size),
               open_tokens(arguments.tokens / "validation.bin", vocabulary.size), arguments.work_dir)
         if dist.is_initialized():
-            # Rank 0 may still be writing the final checkpoint; a rank that tears the group down
+            # Rank 0 may still be writing the final checkpoint. A rank that tears the group down
             # before the others are done makes gloo abort the process.
             dist.barrier()
     except (TrainingStopped, ValueError) as error:

@@ -12,10 +12,11 @@ and torch's default AdamW. Each round times both on the same number of
 steps. The table gives the median characters per second and the median of
 the per-round ratios, because the machine's speed drifts between rounds.
 
-On CUDA the table adds the achieved TFLOP/s (6 FLOPs per weight per
-character for the forward and backward passes, an estimate that ignores
-the elementwise work), the peak GPU memory, and the share of step time the
-pipeline spends building batches.
+On CUDA the table adds three columns: the achieved TFLOP/s, the peak GPU
+memory, and the share of step time the pipeline spends building batches.
+The TFLOP/s count 6 FLOPs per weight per character for the forward and
+backward passes, an estimate that ignores the elementwise work.
+NOTE: the CUDA columns have never been run, since no GPU was available.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import torch
 from luigi.util import inherits
 
 from pipeline import report
+from pipeline.dump import DumpFile
 from pipeline.model import load_model
 from pipeline.sample import sample_grid
 from pipeline.shards import MANIFEST
@@ -97,8 +98,7 @@ class WriteReport(StageTask):
                 "failed": extraction["failed"],
                 "source": self.source,
                 "dump_files": [{"name": entry["name"], "size": entry["size"],
-                                "checksum": next(f"{algorithm}:{entry[algorithm]}" for algorithm in ("sha256", "sha1", "md5")
-                                                 if entry.get(algorithm))}
+                                "checksum": ":".join(DumpFile.from_listing(entry).checksum)}
                                for entry in dump_listing["files"]],
                 "articles": {split: totals["articles"] for split, totals in manifest["splits"].items()},
                 "characters": {split: totals["characters"] for split, totals in manifest["splits"].items()},

@@ -11,6 +11,7 @@ import luigi
 
 from pipeline import extract
 from pipeline.articles import ArticleWriter, copy_articles
+from pipeline.dump import DumpFile
 from pipeline.dump_templates import DumpTemplates
 from pipeline.storage import atomic_path, file_digest, read_json, write_json
 from pipeline.wikitext import TEXT_POLICY_VERSION
@@ -156,9 +157,8 @@ class ExtractDumpFile(TextSettings):
         """Return what fixes this part's articles: the dump file's checksum, the text settings and the templates."""
         listing = read_json(self.requires()["dump"].output().path)
         entry = next(entry for entry in listing["files"] if entry["name"] == self.file_name)
-        algorithm = next(name for name in ("sha256", "sha1", "md5") if entry.get(name))
         templates = file_digest(self.input()["templates"].path) if self.dump_templates else ""
-        return {"dump_checksum": f"{algorithm}:{entry[algorithm]}", "templates_sha256": templates,
+        return {"dump_checksum": ":".join(DumpFile.from_listing(entry).checksum), "templates_sha256": templates,
                 "text_settings": self.clone(ExtractText).stage_settings()}
 
     def earlier_part(self, key: dict) -> Optional[tuple[Path, dict]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections import Counter
 import http.server
 import os
 import shutil
@@ -11,10 +10,15 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import luigi
 import pytest
+
+from pipeline.tokens import encode_texts, open_tokens
+from pipeline.train import CHECKPOINT, TrainingSettings, train
+from pipeline.vocabulary import build_vocabulary
 
 from mirror_tree import UNAVAILABLE_DATE, build_mirror_tree
 
@@ -51,10 +55,6 @@ TINY = {
 
 def train_small_model(folder: Path, text: str, device=None, **overrides) -> Path:
     """Train a small LSTM on `text` (one article) in `folder`; return its checkpoint's path."""
-    from pipeline.tokens import encode_texts, open_tokens
-    from pipeline.train import CHECKPOINT, TrainingSettings, train
-    from pipeline.vocabulary import build_vocabulary
-
     vocabulary, _ = build_vocabulary(Counter(text), 1.0)
     encode_texts([text], vocabulary, folder / "tokens.bin")
     tokens = open_tokens(folder / "tokens.bin", vocabulary.size)
