@@ -26,11 +26,13 @@ def main() -> int:
     options = {"lang": arguments.lang}
     if arguments.date:
         options["date"] = arguments.date
-    path = Path(TrainWikiModel(**options).report_path())
-    if not path.exists():
-        print(f"No report yet at {path}: run luigi --module tasks TrainWikiModel --lang {arguments.lang} first.", file=sys.stderr)
+    task = TrainWikiModel(**options)
+    location = task.report_path()
+    if not task.requires().output().exists():
+        print(f"No report yet at {location}: run luigi --module tasks TrainWikiModel --lang {arguments.lang} first.",
+              file=sys.stderr)
         return 1
-    print(path.resolve())
+    print(location if task.requires().data.remote else Path(location).resolve())
     return 0
 
 

@@ -45,28 +45,35 @@ class DownloadDumpFile(StageTask):
         return self.clone(DownloadDump).output_dir()
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir() / self.file_name, format=luigi.format.Nop)
+        return self.file_target(self.output_dir() / self.file_name)
 
     def earlier_copies(self, dump_file: DumpFile) -> list[Path]:
-        """Return the files of this wiki's other runs in the data root whose listing gives the same checksum."""
+        """Return the files of this wiki's other runs in the data root whose listing gives the same checksum.
+
+        With object storage, the listings and the matching files are copied
+        into the local cache first.
+        """
         algorithm, expected = dump_file.checksum
         copies = []
-        for listing_path in sorted(Path(self.data_root).glob(f"{self.wiki}/*/{self.stage}/{self.source}/files.json")):
+        for listing_path in self.data.glob(f"{self.wiki}/*/{self.stage}/{self.source}/files.json"):
             if listing_path.parent == self.output_dir():
                 continue
+            self.data.fetch(listing_path)
             for entry in read_json(listing_path)["files"]:
                 if entry.get(algorithm) == expected:
                     copies.append(listing_path.parent / entry["name"])
+        self.data.fetch(*copies)
         return copies
 
-    def run(self):
+    def produce(self):
         mirror = Mirror(self.mirror, contact=self.contact)
         dump_file = DumpFile(name=self.file_name, size=self.size, sha1=self.sha1, md5=self.md5, sha256=self.sha256,
                              folder=run_folder(self.wiki, self.date, self.source))
-        if reuse_verified_copy(self.earlier_copies(dump_file), dump_file, self.output_dir() / self.file_name):
+        destination = self.output_dir() / self.file_name
+        if reuse_verified_copy(self.earlier_copies(dump_file), dump_file, destination):
             return
         retry = RetryPolicy(attempts=self.attempts, backoff_seconds=self.backoff_seconds)
-        download_file(mirror, dump_file, self.output_dir() / self.file_name, on_progress=self.report_progress,
+        download_file(mirror, dump_file, destination, on_progress=self.report_progress,
                       retry=retry)
 
 
@@ -87,9 +94,9 @@ class DownloadDump(StageTask):
         return self.run_dir / self.stage / self.source
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir() / "files.json")
+        return self.file_target(self.output_dir() / "files.json")
 
-    def run(self):
+    def produce(self):
         mirror = Mirror(self.mirror, contact=self.contact)
         files = run_files(mirror, self.wiki, self.date, self.source)
         self.report_progress(f"downloading {len(files)} files")
@@ -103,6 +110,6 @@ class DownloadDump(StageTask):
             "date": self.date,
             "source": self.source,
             "mirror": mirror.base,
-            "files": [{"name": f.name, "size": (self.output_dir() / f.name).stat().st_size, "sha1": f.sha1,
+            "files": [{"name": f.name, "size": self.data.size(self.output_dir() / f.name), "sha1": f.sha1,
                        "md5": f.md5, "sha256": f.sha256, "index": f.is_index} for f in files],
         })

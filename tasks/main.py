@@ -47,4 +47,6 @@ class TrainWikiModel(luigi.WrapperTask):
         return self.clone(WriteReport, date=self.resolved_date())
 
     def report_path(self) -> str:
-        return str(self.requires().output_dir() / "report.html")
+        """Return the report's path, or its s3:// or gs:// URI when the data root is on object storage."""
+        report = self.requires()
+        return report.data.location(report.output_dir() / "report.html")

@@ -1,6 +1,7 @@
 """Build the newest dump of a wiki, for cron or a systemd timer.
 
-    python -m tasks.rebuild --lang en [--data-root DIR] [--keep 2] [--workers 4] [--local-scheduler]
+    python -m tasks.rebuild --lang en [--data-root DIR_OR_URI] [--cache-root DIR] [--keep 2] [--workers 4]
+                            [--local-scheduler]
 
 It resolves the newest complete dump on the mirror once and builds
 TrainWikiModel for that concrete date, with the settings of luigi.cfg (and
@@ -12,7 +13,9 @@ LUIGI_CONFIG_PATH). Exit codes:
     1  the build failed (the log gives the cause); the next run resumes it
 
 A lock file in the wiki's folder of the data root keeps two rebuilds of the
-same wiki from overlapping, whatever their dates. After a successful build
+same wiki from overlapping, whatever their dates. With a data root on object
+storage, the lock file is in the local cache, so it covers one machine: run
+the rebuild of a wiki from one machine only. After a successful build
 (or an up-to-date check) it deletes the dated folders older than the
 `--keep` newest complete builds. A folder newer than those, such as a build
 still in progress, is never deleted.
@@ -24,13 +27,12 @@ import argparse
 import fcntl
 import logging
 import os
-import shutil
 import sys
-from pathlib import Path
 from typing import Optional
 
 import luigi
 
+from pipeline.data_root import SUCCESS_MARKER, DataRoot
 from pipeline.dump import DATE_PATTERN
 from tasks.main import TrainWikiModel
 
@@ -41,44 +43,48 @@ BUILT, FAILED, UP_TO_DATE, ALREADY_RUNNING = 0, 1, 3, 4
 LOCK_NAME = ".rebuild.lock"
 
 
-def complete_builds(wiki_dir: Path) -> list[str]:
-    """Return the dates under `wiki_dir` that have a finished report, newest first."""
-    if not wiki_dir.is_dir():
-        return []
-    dates = [entry.name for entry in wiki_dir.iterdir() if entry.is_dir() and DATE_PATTERN.match(entry.name)]
-    return sorted((date for date in dates if any((wiki_dir / date / "report").glob("report-*/report.html"))), reverse=True)
+def complete_builds(data: DataRoot, wiki: str) -> list[str]:
+    """Return the dates of `wiki` in the data root that have a finished report, newest first."""
+    # A finished report folder has report.html locally, and a _SUCCESS marker in an object store.
+    marker = SUCCESS_MARKER if data.remote else "report.html"
+    reports = data.glob(f"{wiki}/*/report/report-*/{marker}")
+    return sorted({path.relative_to(data.local / wiki).parts[0] for path in reports}, reverse=True)
 
 
-def apply_retention(wiki_dir: Path, keep: int) -> list[str]:
-    """Delete the dated folders older than the `keep` newest complete builds; return the deleted dates.
+def apply_retention(data: DataRoot, wiki: str, keep: int) -> list[str]:
+    """Delete the dated folders of `wiki` older than the `keep` newest complete builds; return the deleted dates.
 
     Nothing is deleted while there are fewer than `keep` complete builds, and
-    a folder newer than the oldest kept build stays, complete or not.
+    a folder newer than the oldest kept build stays, complete or not. With
+    object storage, the objects and this machine's cached copies are deleted.
     """
     if keep < 1:
         raise ValueError(f"Invalid keep {keep}: expected 1 or more, so that the newest build stays.")
-    newest = complete_builds(wiki_dir)[:keep]
+    newest = complete_builds(data, wiki)[:keep]
     if len(newest) < keep:
         return []
     oldest_kept = newest[-1]
     deleted = []
-    for entry in sorted(wiki_dir.iterdir()):
-        if entry.is_dir() and DATE_PATTERN.match(entry.name) and entry.name < oldest_kept:
-            shutil.rmtree(entry)
-            deleted.append(entry.name)
+    for date in data.child_folders(data.local / wiki):
+        if DATE_PATTERN.match(date) and date < oldest_kept:
+            data.remove_tree(data.local / wiki / date)
+            deleted.append(date)
     if deleted:
-        log.info("Deleted %d older builds of %s: %s", len(deleted), wiki_dir.name, ", ".join(deleted))
+        log.info("Deleted %d older builds of %s: %s", len(deleted), wiki, ", ".join(deleted))
     return deleted
 
 
-def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root: Optional[str] = None) -> int:
+def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root: Optional[str] = None,
+            cache_root: Optional[str] = None) -> int:
     """Run one scheduled rebuild and return its exit code (see the module docstring).
 
-    `data_root` overrides the configured one, for a preset whose config sets its own.
+    `data_root` and `cache_root` override the configured ones, for a preset whose config sets its own.
     """
-    options = {"lang": lang, **({"data_root": data_root} if data_root else {})}
+    options = {"lang": lang, **({"data_root": data_root} if data_root else {}),
+               **({"cache_root": cache_root} if cache_root else {})}
     latest = TrainWikiModel(**options)
-    wiki_dir = Path(latest.data_root) / latest.wiki
+    data = DataRoot(latest.data_root, latest.cache_root or None)
+    wiki_dir = data.local / latest.wiki
     wiki_dir.mkdir(parents=True, exist_ok=True)
 
     with open(wiki_dir / LOCK_NAME, "a+") as lock:
@@ -97,7 +103,7 @@ def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root
         task = TrainWikiModel(**options, date=date)
         if task.complete():
             log.info("Up to date: the build of %s %s is complete (%s).", latest.wiki, date, task.report_path())
-            apply_retention(wiki_dir, keep)
+            apply_retention(data, latest.wiki, keep)
             return UP_TO_DATE
 
         log.info("Building %s %s.", latest.wiki, date)
@@ -107,7 +113,7 @@ def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root
             log.error("The build of %s %s failed: %s", latest.wiki, date, result.summary_text)
             return FAILED
         log.info("Built %s %s: %s", latest.wiki, date, task.report_path())
-        apply_retention(wiki_dir, keep)
+        apply_retention(data, latest.wiki, keep)
         return BUILT
 
 
@@ -115,7 +121,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.rebuild", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang", required=True, help="Wikipedia language code, such as en")
-    parser.add_argument("--data-root", default=None, help="folder for every output (default: the configured data_root)")
+    parser.add_argument("--data-root", default=None,
+                        help="folder, or s3:// or gs:// URI, for every output (default: the configured data_root)")
+    parser.add_argument("--cache-root", default=None,
+                        help="local folder where stages work when the data root is on object storage "
+                             "(default: the configured cache_root, else ~/.cache/wikichar)")
     parser.add_argument("--keep", type=int, default=2, help="complete builds to keep per wiki (default: 2)")
     parser.add_argument("--workers", type=int, default=1, help="Luigi worker processes (default: 1)")
     parser.add_argument("--local-scheduler", action="store_true",
@@ -124,7 +134,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if arguments.keep < 1:
         parser.error(f"invalid --keep {arguments.keep}: expected 1 or more")
     # An exception (a mirror that cannot be reached, say) ends the process with status 1 and its traceback.
-    return rebuild(arguments.lang, arguments.keep, arguments.workers, arguments.local_scheduler, arguments.data_root)
+    return rebuild(arguments.lang, arguments.keep, arguments.workers, arguments.local_scheduler, arguments.data_root,
+                   arguments.cache_root)
 
 
 if __name__ == "__main__":

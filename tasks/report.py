@@ -62,21 +62,24 @@ class WriteReport(StageTask):
                 "sample_length": self.sample_length, "sample_seed": self.sample_seed}
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir())
+        return self.folder_target(self.output_dir())
 
-    def run(self):
+    def produce(self):
         model_task = self.clone(TrainModel)
         vocabulary_task = self.clone(BuildVocabulary)
         tokens_task = self.clone(EncodeTokens)
         shard_task = self.clone(WriteShards)
         text_task = self.clone(ExtractText)
+        dump_task = self.clone(DownloadDump)
+        self.fetch_targets([vocabulary_task.output(), text_task.output(), dump_task.output()])
+        self.data.fetch(shard_task.output_dir() / MANIFEST, tokens_task.output_dir() / "validation.bin")
 
         training = read_json(model_task.output_dir() / "training.json")
         vocabulary_document = read_json(vocabulary_task.output().path)
         vocabulary = Vocabulary.load(vocabulary_task.output().path)
         manifest = read_json(shard_task.output_dir() / MANIFEST)
         extraction = read_json(text_task.output_dir() / "stats.json")
-        dump_listing = read_json(self.clone(DownloadDump).output().path)
+        dump_listing = read_json(dump_task.output().path)
         configure_threads(self.threads or None)
 
         self.report_progress("sampling")
@@ -126,7 +129,8 @@ class WriteReport(StageTask):
                 "unigram_bpc": baseline,
                 "torch": torch.__version__,
                 "command": self.reproduce_command(),
-                "paths": {"model": str(model_task.output_dir()), "shards": str(shard_task.output_dir())},
+                "paths": {"model": self.data.location(model_task.output_dir()),
+                          "shards": self.data.location(shard_task.output_dir())},
             }
             report.write_report(folder, metrics, checkpoint["history"], samples)
         log.info("Report written: %s", self.output_dir() / "report.html")

@@ -36,18 +36,22 @@ class WriteShards(StageTask):
         return f"val{self.validation_fraction:g}-test{self.test_fraction:g}-{self.max_shard_mb:g}MB"
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir())
+        return self.folder_target(self.output_dir())
 
-    def run(self):
+    def produce(self):
         shards.check_fractions(self.validation_fraction, self.test_fraction)
         extraction = read_json(self.input().path)
-        dump = read_json(self.requires().requires().output().path)
+        dump_listing = self.requires().requires().output()
+        self.fetch_targets(dump_listing)
+        dump = read_json(dump_listing.path)
+        part_paths = self.requires().part_paths()
+        self.data.fetch(*part_paths)
         metadata = {"wiki": self.wiki, "date": self.date}
 
         with atomic_path(self.output().path, directory=True) as folder:
             self.report_progress("writing shards")
             manifest = shards.write_shards(
-                read_articles(self.requires().part_paths()),
+                read_articles(part_paths),
                 folder,
                 validation_fraction=self.validation_fraction,
                 test_fraction=self.test_fraction,

@@ -69,11 +69,13 @@ class CollectTemplates(TextSettings):
         return f"templates-policy{TEXT_POLICY_VERSION}"
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir() / "templates.json")
+        return self.file_target(self.output_dir() / "templates.json")
 
-    def run(self):
+    def produce(self):
+        paths = dump_paths(self.requires())
+        self.data.fetch(*paths)
         self.report_progress("collecting the dump's templates")
-        templates = extract.collect_templates(dump_paths(self.requires()), self.worker_processes())
+        templates = extract.collect_templates(paths, self.worker_processes())
         write_json(self.output().path, templates.to_dict())
 
 
@@ -99,18 +101,19 @@ class ExtractText(TextSettings):
         return f"policy{TEXT_POLICY_VERSION}"
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir() / "stats.json")
+        return self.file_target(self.output_dir() / "stats.json")
 
     def complete(self):
         if not super().complete():
             return False
-        return all((self.output_dir() / part["file"]).exists() for part in read_json(self.output().path)["parts"])
+        self.fetch_targets(self.output())
+        return all(self.data.exists(path) for path in self.part_paths())
 
     def part_paths(self) -> list:
         """Return the paths of the extracted parts, in page order; valid once the task is complete."""
         return [self.output_dir() / part["file"] for part in read_json(self.output().path)["parts"]]
 
-    def run(self):
+    def produce(self):
         dump_files = [path.name for path in dump_paths(self.requires())]
         self.report_progress(f"extracting {len(dump_files)} dump files")
 
@@ -118,8 +121,11 @@ class ExtractText(TextSettings):
         parts = yield [self.clone(ExtractDumpFile, file_name=name) for name in dump_files]
 
         self.report_progress("checking that the parts do not overlap")
+        self.fetch_targets(parts)
         part_stats = [read_json(target.path) for target in parts]
-        extract.check_disjoint([self.output_dir() / counts["file"] for counts in part_stats])
+        part_paths = [self.output_dir() / counts["file"] for counts in part_stats]
+        self.data.fetch(*part_paths)
+        extract.check_disjoint(part_paths)
         stats = extract.ExtractionStats()
         for counts in part_stats:
             stats.merge(extract.ExtractionStats.from_dict(counts))
@@ -151,7 +157,13 @@ class ExtractDumpFile(TextSettings):
         return self.clone(ExtractText).output_dir()
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir() / f"{part_name(self.file_name)}.stats.json")
+        return self.file_target(self.output_dir() / f"{part_name(self.file_name)}.stats.json")
+
+    def part_path(self) -> Path:
+        return self.output_dir() / f"{part_name(self.file_name)}.parquet"
+
+    def companion_files(self):
+        return [self.part_path()]
 
     def reuse_key(self) -> dict:
         """Return what fixes this part's articles: the dump file's checksum, the text settings and the templates."""
@@ -164,40 +176,46 @@ class ExtractDumpFile(TextSettings):
     def earlier_part(self, key: dict) -> Optional[tuple[Path, dict]]:
         """Return (Parquet part, its stats) of another run of this wiki extracted from the same bytes the same way."""
         pattern = f"{self.wiki}/*/{self.stage}/policy{TEXT_POLICY_VERSION}-*/*.stats.json"
-        for stats_path in sorted(Path(self.data_root).glob(pattern)):
+        for stats_path in self.data.glob(pattern):
             if stats_path.parent == self.output_dir():
                 continue
+            self.data.fetch(stats_path)
             counts = read_json(stats_path)
-            if counts.get("reuse_key") == key and (stats_path.parent / counts["file"]).is_file():
-                return stats_path.parent / counts["file"], counts
+            part = stats_path.parent / counts["file"]
+            if counts.get("reuse_key") == key and self.data.exists(part):
+                self.data.fetch(part)
+                return part, counts
         return None
 
-    def run(self):
+    def produce(self):
         key = self.reuse_key()
         metadata = {"wiki": self.wiki, "date": self.date, "dump_file": self.file_name,
                     "text_policy": str(TEXT_POLICY_VERSION)}
-        part = f"{part_name(self.file_name)}.parquet"
+        part = self.part_path().name
         started = time.monotonic()
 
         # A later dump date whose file did not change gives the same articles: copy them instead of extracting.
         earlier = self.earlier_part(key)
         if earlier is not None:
             source, counts = earlier
-            self.report_progress(f"copying the articles of an identical file from {source}")
+            self.report_progress(f"copying the articles of an identical file from {self.data.location(source)}")
             with atomic_path(self.output_dir() / part) as temporary:
                 copy_articles(source, temporary, metadata)
-            log.info("Reused %s for %s: same bytes and settings, nothing extracted", source, self.file_name)
+            log.info("Reused %s for %s: same bytes and settings, nothing extracted", self.data.location(source),
+                     self.file_name)
             write_json(self.output().path, {**counts, "file": part, "dump_file": self.file_name,
-                                            "seconds": round(time.monotonic() - started, 3), "reused_from": str(source)})
+                                            "seconds": round(time.monotonic() - started, 3), "reused_from": self.data.location(source)})
             return
 
         templates = None
         if self.dump_templates:
             templates = DumpTemplates.from_dict(read_json(self.input()["templates"].path))
+        dump_path = self.requires()["dump"].output_dir() / self.file_name
+        self.data.fetch(dump_path)
         stats = extract.ExtractionStats()
         with atomic_path(self.output_dir() / part) as temporary:
             articles = extract.iter_articles(
-                [self.requires()["dump"].output_dir() / self.file_name], stats,
+                [dump_path], stats,
                 default_site_base=f"https://{self.lang}.wikipedia.org/wiki/", on_progress=self.report_progress,
                 processes=self.worker_processes(), templates=templates, keep_disambiguation=self.keep_disambiguation)
             with ArticleWriter(temporary, metadata) as writer:

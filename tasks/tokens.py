@@ -30,11 +30,13 @@ class EncodeTokens(StageTask):
         return self.requires()
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir())
+        return self.folder_target(self.output_dir())
 
-    def run(self):
+    def produce(self):
         vocabulary = Vocabulary.load(self.input().path)
-        shard_dir = self.requires().requires().output_dir()
+        shard_task = self.requires().requires()
+        self.fetch_targets(shard_task.output())
+        shard_dir = shard_task.output_dir()
         manifest = read_json(shard_dir / MANIFEST)
         lengths = {}
         with atomic_path(self.output().path, directory=True) as folder:

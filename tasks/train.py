@@ -6,6 +6,8 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+from pathlib import Path
+from typing import Optional
 
 import luigi
 import torch
@@ -57,6 +59,10 @@ class TrainModel(StageTask):
     max_skipped_steps = luigi.IntParameter(default=10, description="non-finite steps in a row that stop training")
     seed = luigi.IntParameter(default=1234, description="random seed of initialisation and dropout")
     nproc_per_node = luigi.IntParameter(default=1, description="training processes under torchrun (1: train in the worker)")
+    checkpoint_upload_seconds = luigi.FloatParameter(
+        default=60.0, significant=False,
+        description="with a data root on object storage, seconds between checks for a new checkpoint to upload",
+    )
     threads = luigi.IntParameter(default=0, significant=False,
                                  description="CPU threads for torch per process (0: the available cores divided among processes)")
 
@@ -83,13 +89,13 @@ class TrainModel(StageTask):
         return f"{self.cell}-{self.layers}x{self.hidden_size}"
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir())
+        return self.folder_target(self.output_dir())
 
     def work_dir(self):
         final = self.output_dir()
         return final.with_name(f".{final.name}.work")
 
-    def run(self):
+    def produce(self):
         settings = self.training_settings()
         settings.check()
         if self.nproc_per_node < 1:
@@ -99,6 +105,22 @@ class TrainModel(StageTask):
         vocabulary_path = self.input()["vocabulary"].path
         tokens_dir = self.requires()["tokens"].output_dir()
 
+        # With object storage the checkpoint is uploaded as it changes, so that any machine can resume the training.
+        checkpoint_path = work_dir / train.CHECKPOINT
+        if self.data.remote and not checkpoint_path.exists() and self.data.exists(checkpoint_path):
+            self.data.fetch(checkpoint_path)
+        with self.data.uploading_changes(checkpoint_path, self.checkpoint_upload_seconds):
+            checkpoint, threads = self.run_training(settings, work_dir, vocabulary_path, tokens_dir)
+        summary = self.summary(checkpoint, settings, threads)
+
+        with atomic_path(self.output().path, directory=True) as folder:
+            shutil.copyfile(checkpoint_path, folder / "model.pt")
+            write_json(folder / "training.json", summary)
+        self.data.remove_tree(work_dir)
+
+    def run_training(self, settings: train.TrainingSettings, work_dir: Path, vocabulary_path: str,
+              tokens_dir: Path) -> tuple[dict, Optional[int]]:
+        """Train in this process or under torchrun; return the final checkpoint and the threads per process."""
         if self.nproc_per_node == 1:
             vocabulary = Vocabulary.load(vocabulary_path)
             threads = train.configure_threads(self.threads or None)
@@ -119,10 +141,13 @@ class TrainModel(StageTask):
                 raise RuntimeError(f"torchrun training exited with status {completed.returncode}; its log is above. "
                                    f"Run again to resume from the last checkpoint in {work_dir}.")
             checkpoint = load_checkpoint(work_dir / train.CHECKPOINT)
+        return checkpoint, threads
 
+    def summary(self, checkpoint: dict, settings: train.TrainingSettings, threads: Optional[int]) -> dict:
+        """Return training.json: steps, rates and bits per character of the final checkpoint."""
         history = checkpoint["history"]
         elapsed = checkpoint["elapsed_seconds"]
-        summary = {
+        return {
             "steps": checkpoint["step"],
             "stopped_by": checkpoint["stopped_by"],
             "parameters": checkpoint["parameters"],
@@ -137,7 +162,3 @@ class TrainModel(StageTask):
             "torch": torch.__version__,
             "settings": self.settings(),
         }
-        with atomic_path(self.output().path, directory=True) as folder:
-            shutil.copyfile(work_dir / train.CHECKPOINT, folder / "model.pt")
-            write_json(folder / "training.json", summary)
-        shutil.rmtree(work_dir, ignore_errors=True)

@@ -34,9 +34,9 @@ class BuildVocabulary(StageTask):
         return f"coverage{self.coverage:g}"
 
     def output(self):
-        return luigi.LocalTarget(self.output_dir() / "vocabulary.json")
+        return self.file_target(self.output_dir() / "vocabulary.json")
 
-    def run(self):
+    def produce(self):
         shard_dir = self.requires().output_dir()
         manifest = read_json(shard_dir / MANIFEST)
         self.report_progress("counting characters in the training split")

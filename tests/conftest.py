@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import functools
 import http.server
+import logging
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 import luigi
 import pytest
@@ -273,3 +277,87 @@ def dump_mirror(mirror_tree_template, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class KillSwitch:
+    """WSGI middleware for the S3 test server: SIGKILL a process when its upload of a matching key arrives.
+
+    `arm(pid, pattern)` sets the process and a regular expression matched
+    against the request path (/bucket/key). The first matching PUT kills the
+    process before the store receives the object, as a machine lost mid-upload
+    would, and answers the dead process's request with a 503. `fired` is set
+    once it has done so.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.pid: Optional[int] = None
+        self.pattern: Optional[re.Pattern] = None
+        self.fired = threading.Event()
+
+    def arm(self, pid: int, pattern: str) -> None:
+        self.fired.clear()
+        self.pid, self.pattern = pid, re.compile(pattern)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if self.pattern is not None and environ["REQUEST_METHOD"] == "PUT" and self.pattern.search(path):
+            os.kill(self.pid, signal.SIGKILL)
+            self.pattern = None
+            self.fired.set()
+            start_response("503 Service Unavailable", [("Content-Length", "0")])
+            return [b""]
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """Start an S3-compatible store (moto) on 127.0.0.1 behind a KillSwitch; yields (endpoint URL, kill switch)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    switch = KillSwitch(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, switch, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", switch
+    finally:
+        server.shutdown()
+        thread.join()
+
+
+@pytest.fixture
+def s3_environment(s3_server, monkeypatch):
+    """Point boto3 (and smart_open through it) at the test store, here and in subprocesses; yields the kill switch."""
+    endpoint, switch = s3_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    yield switch
+    switch.pattern = None
+
+
+@pytest.fixture(scope="session")
+def gcs_server():
+    """Start a Google Cloud Storage emulator on 127.0.0.1; yields its URL for STORAGE_EMULATOR_HOST."""
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gcs_environment(gcs_server, monkeypatch):
+    """Point google-cloud-storage (and smart_open through it) at the emulator, here and in subprocesses."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")

@@ -14,6 +14,7 @@ import luigi
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.data_root import DataRoot
 from tasks.rebuild import ALREADY_RUNNING, BUILT, LOCK_NAME, UP_TO_DATE, apply_retention
 from tasks.shards import WriteShards
 
@@ -99,12 +100,12 @@ def test_rebuild_refuses_to_overlap(dump_mirror, tmp_path):
 ])
 def test_retention_keeps_newest_complete_builds(tmp_path, folders, keep, deleted):
     for date, complete in folders.items():
-        report = tmp_path / date / "report" / "report-abc"
+        report = tmp_path / WIKI / date / "report" / "report-abc"
         report.mkdir(parents=True)
         if complete:
             (report / "report.html").write_text("<html></html>")
-    assert apply_retention(tmp_path, keep) == deleted
-    assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(set(folders) - set(deleted))
+    assert apply_retention(DataRoot(str(tmp_path)), WIKI, keep) == deleted
+    assert sorted(entry.name for entry in (tmp_path / WIKI).iterdir()) == sorted(set(folders) - set(deleted))
 
 
 def test_unchanged_dump_is_reused_not_fetched(dump_mirror, tmp_path):

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import boto3
 import luigi
 import pytest
-from moto.server import ThreadedMotoServer
 
 from pipeline.dump import CONTENT_EXPORT, DumpError, Mirror, resolve_latest_date
 from tasks.text import ExtractText
@@ -22,26 +20,9 @@ BUCKET = "dumps"
 PREFIX = "wikimedia/mirror"
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3_mirror(s3_endpoint, mirror_tree_template, monkeypatch):
+def s3_mirror(s3_environment, mirror_tree_template):
     """Upload the mirror tree under s3://dumps/wikimedia/mirror; yields that base URL."""
-    # boto3, and smart_open through it, read the endpoint and the credentials from the environment.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     client = boto3.client("s3")
     client.create_bucket(Bucket=BUCKET)
     for path in mirror_tree_template.rglob("*"):

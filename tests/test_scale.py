@@ -12,8 +12,11 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 import torch
+
+from pipeline.data_root import DataRoot
 
 from conftest import REPO, TINY
 from mirror_tree import SPLIT_DATE, WIKI
@@ -79,13 +82,29 @@ def luigid(tmp_path, scale_config):
         process.wait(timeout=30)
 
 
-def test_two_workers_build_once_together(luigid, dump_mirror, tmp_path):
+@pytest.fixture(params=["shared folder", "object storage"])
+def data_root(request, tmp_path) -> str:
+    """The data root both workers use: a folder they share, or a bucket in an S3-compatible store on 127.0.0.1."""
+    if request.param == "shared folder":
+        yield str(tmp_path / "data")
+        return
+    request.getfixturevalue("s3_environment")
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="scale")
+    yield "s3://scale/builds"
+    keys = [entry["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="scale")
+            for entry in page.get("Contents", [])]
+    for key in keys:
+        client.delete_object(Bucket="scale", Key=key)
+    client.delete_bucket(Bucket="scale")
+
+
+def test_two_workers_build_once_together(luigid, dump_mirror, data_root, tmp_path):
     base, _, handler = dump_mirror
     handler.delay = 1.0
-    data_root = tmp_path / "data"
     command = [sys.executable, "-m", "luigi", "--module", "tasks", "TrainWikiModel",
                "--scheduler-host", "127.0.0.1", "--scheduler-port", str(luigid), "--workers", "2",
-               "--worker-keep-alive", "--no-lock", "--data-root", str(data_root),
+               "--worker-keep-alive", "--no-lock", "--data-root", data_root,
                "--mirror", base, "--date", SPLIT_DATE, "--processes", "1"]
     for name, value in TINY.items():
         command += [f"--{name.replace('_', '-')}", json.dumps(value) if isinstance(value, list) else str(value)]
@@ -93,8 +112,9 @@ def test_two_workers_build_once_together(luigid, dump_mirror, tmp_path):
     # Both workers are assistants: they also run the tasks that another worker's tasks add while running
     # (each file's download and extraction), and with keep-alive they ask for work until they are stopped.
     started = time.monotonic()
-    workers = [subprocess.Popen([*command, "--assistant"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
+    # With object storage each worker has its own cache folder, as on separate machines with no shared disk.
+    workers = [subprocess.Popen([*command, "--assistant", "--cache-root", str(tmp_path / f"cache-{number}")], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for number in range(2)]
     try:
         deadline = time.monotonic() + 600
         while not _build_done(luigid):
@@ -123,7 +143,12 @@ def test_two_workers_build_once_together(luigid, dump_mirror, tmp_path):
     assert not _api(luigid, "task_list", status="FAILED", upstream_status="", search="")
     assert not _api(luigid, "task_list", status="PENDING", upstream_status="", search="")
 
-    model = next((data_root / WIKI / SPLIT_DATE / "model").glob("lstm-*"))
+    data = DataRoot(data_root, tmp_path / "checker-cache")
+    [model_file] = data.glob(f"{WIKI}/{SPLIT_DATE}/model/lstm-*/model.pt")
+    model = model_file.parent
+    data.fetch_folder(model)
     assert torch.load(model / "model.pt", weights_only=True)["step"] == TINY["max_steps"]
-    assert next((data_root / WIKI / SPLIT_DATE / "report").glob("report-*/report.html")).exists()
+    report = data.glob(f"{WIKI}/{SPLIT_DATE}/report/report-*/report.html")
+    assert len(report) == 1
+    assert data.exists(report[0])
     print(f"two workers built the model in {seconds:.1f} s, running {per_worker} tasks")
