@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import luigi
 import pyarrow.parquet as pq
 import pytest
@@ -108,30 +109,53 @@ def test_retention_keeps_newest_complete_builds(tmp_path, folders, keep, deleted
     assert sorted(entry.name for entry in (tmp_path / WIKI).iterdir()) == sorted(set(folders) - set(deleted))
 
 
-def test_unchanged_dump_is_reused_not_fetched(dump_mirror, tmp_path):
-    base, folder, handler = dump_mirror
-    data_root = tmp_path / "data"
+@pytest.fixture(params=["folder", "bucket"])
+def reuse_root(request, tmp_path) -> str:
+    """The data root of the reuse test: a local folder, or a bucket in an S3-compatible store on 127.0.0.1."""
+    if request.param == "folder":
+        yield str(tmp_path / "data")
+        return
+    request.getfixturevalue("s3_environment")
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="reuse")
+    yield "s3://reuse/builds"
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket="reuse"):
+        for entry in page.get("Contents", []):
+            client.delete_object(Bucket="reuse", Key=entry["Key"])
+    client.delete_bucket(Bucket="reuse")
 
-    def build(date: str) -> None:
+
+def test_unchanged_dump_is_reused_not_fetched(dump_mirror, reuse_root, tmp_path):
+    base, folder, handler = dump_mirror
+
+    # With a bucket, each date is built on its own machine (cache folder), so reuse goes through the store.
+    def build(date: str) -> DataRoot:
         luigi.task_register.Register.clear_instance_cache()
-        task = WriteShards(lang="en", date=date, data_root=str(data_root), mirror=base, max_shard_mb=1.0, processes=1)
+        task = WriteShards(lang="en", date=date, data_root=reuse_root, mirror=base, max_shard_mb=1.0, processes=1,
+                           cache_root=str(tmp_path / f"cache-{date}"))
         result = luigi.build([task], local_scheduler=True, detailed_summary=True, log_level="WARNING")
         assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
+        return task.data
 
     build("20160501")
     _publish_newer_run(folder)
     handler.log.clear()
-    build(NEWER_DATE)
+    data = build(NEWER_DATE)
 
     # Only the run's status was read (once per entry into the download task's run()): both files have
     # the sha1 of files already verified for 20160501.
     assert {entry[0] for entry in handler.log} == {f"/{WIKI}/{NEWER_DATE}/dumpstatus.json"}
-    text = next((data_root / WIKI / NEWER_DATE / "text").glob("policy*"))
-    part = json.loads(next(text.glob("*.stats.json")).read_text())
+    [stats_path] = data.glob(f"{WIKI}/{NEWER_DATE}/text/policy*/*.stats.json")
+    data.fetch(stats_path)
+    part = json.loads(stats_path.read_text())
     assert "/20160501/text/" in part["reused_from"]
-    metadata = pq.ParquetFile(text / part["file"]).schema_arrow.metadata
+    data.fetch(stats_path.parent / part["file"])
+    metadata = pq.ParquetFile(stats_path.parent / part["file"]).schema_arrow.metadata
     assert metadata[b"date"] == NEWER_DATE.encode()
-    old_text = next((data_root / WIKI / "20160501" / "text").glob("policy*"))
-    old_part = json.loads(next(old_text.glob("*.stats.json")).read_text())
-    reused, original = pq.read_table(text / part["file"]), pq.read_table(old_text / old_part["file"])
+    [old_stats_path] = data.glob(f"{WIKI}/20160501/text/policy*/*.stats.json")
+    data.fetch(old_stats_path)
+    old_part = json.loads(old_stats_path.read_text())
+    data.fetch(old_stats_path.parent / old_part["file"])
+    reused = pq.read_table(stats_path.parent / part["file"])
+    original = pq.read_table(old_stats_path.parent / old_part["file"])
     assert reused.replace_schema_metadata(None).equals(original.replace_schema_metadata(None))
