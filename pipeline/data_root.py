@@ -28,6 +28,7 @@ import fnmatch
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -96,7 +97,8 @@ class S3Store(ObjectStore):
             import boto3
             import botocore.exceptions
         except ImportError as error:
-            raise StorageError("An s3:// data root needs boto3: pip install 'wikichar[s3]'.") from error
+            raise StorageError("An s3:// data root needs boto3: run pip install -e '.[s3]' in the repository "
+                               "folder.") from error
         # boto3 reads the credentials, the region and AWS_ENDPOINT_URL from the environment.
         self.client = boto3.client("s3")
         self.client_error = botocore.exceptions.ClientError
@@ -155,7 +157,8 @@ class GCSStore(ObjectStore):
             from google.api_core import exceptions
             from google.cloud import storage
         except ImportError as error:
-            raise StorageError("A gs:// data root needs google-cloud-storage: pip install 'wikichar[gcs]'.") from error
+            raise StorageError("A gs:// data root needs google-cloud-storage: run pip install -e '.[gcs]' in the "
+                               "repository folder.") from error
         self.client = storage.Client()
         self.bucket_handle = self.client.bucket(bucket)
         self.api_error = exceptions.GoogleAPIError
@@ -215,6 +218,11 @@ class DataRoot:
         if not self.remote:
             if parsed.scheme and len(parsed.scheme) > 1:
                 raise StorageError(f"Invalid data_root {self.root!r}: expected a local folder or an s3:// or gs:// URI.")
+            # "s3//bucket", a URI without its colon, would otherwise become a local folder named s3.
+            mistyped = re.match(r"(s3|gs)//", self.root, re.IGNORECASE)
+            if mistyped:
+                raise StorageError(f"Invalid data_root {self.root!r}: expected {mistyped.group(1).lower()}://BUCKET/PREFIX. "
+                                   f"For a local folder, write ./{self.root}.")
             self.local = Path(self.root)
             self.prefix = ""
             return

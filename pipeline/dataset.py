@@ -8,6 +8,8 @@
 
     python -m pipeline.dataset export data/enwiki/20160501/shards/<folder> --split train --format json -o out/
 
+A data root or shard folder may also be an s3:// or gs:// URI: its shards
+are downloaded into the local cache first (see pipeline.data_root).
 Rows are dicts with the public schema's columns (see pipeline.articles).
 Reading streams record batches, so memory use does not grow with the split.
 """
@@ -23,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pipeline.articles import COLUMNS, Article
+from pipeline.data_root import SUCCESS_MARKER, DataRoot, StorageError
 from pipeline.dump import DATE_PATTERN, check_date, wiki_name
 from pipeline.export import RotatingWriter
 from pipeline.shards import MANIFEST, SPLITS, shard_paths
@@ -31,14 +34,20 @@ from pipeline.storage import read_json
 log = logging.getLogger(__name__)
 
 
-def find_shards(data_root: str | Path, lang: str, date: Optional[str] = None) -> Path:
+def find_shards(data_root: str | Path, lang: str, date: Optional[str] = None, cache_root: Optional[str] = None) -> Path:
     """Return the shard folder of the newest build of `lang` under `data_root`, or of `date` (YYYYMMDD).
 
     A build is a dump date with a shard folder that has its _manifest.json.
     Where one date has shard folders of several settings, the most recently
     written one is returned and the others are named in a log line. Raises
-    FileNotFoundError naming the folder searched.
+    FileNotFoundError naming the folder searched. For an s3:// or gs:// data
+    root, the complete shard folders (those with _SUCCESS) are searched, the
+    one chosen is downloaded into `cache_root`, and its local path is
+    returned. There, of several folders for one date, the last by name wins.
     """
+    data = DataRoot(str(data_root), cache_root)
+    if data.remote:
+        return _find_stored_shards(data, lang, date)
     wiki_dir = Path(data_root) / wiki_name(lang)
     if date is not None:
         dates = [check_date(date)]
@@ -58,6 +67,30 @@ def find_shards(data_root: str | Path, lang: str, date: Optional[str] = None) ->
                             f"`luigi --module tasks WriteShards --lang {lang} --date YYYYMMDD`.")
 
 
+def _find_stored_shards(data: DataRoot, lang: str, date: Optional[str]) -> Path:
+    wiki = wiki_name(lang)
+    markers = data.glob(f"{wiki}/{check_date(date) if date else '*'}/shards/*/{SUCCESS_MARKER}")
+    if not markers:
+        raise FileNotFoundError(f"No complete shards found in {data.root}/{wiki}/{date or '*'}/shards: build them "
+                                f"first, for example with `luigi --module tasks WriteShards --lang {lang} --date YYYYMMDD "
+                                f"--data-root {data.root}`.")
+    newest_date = max(marker.parent.parent.parent.name for marker in markers)
+    folders = sorted(marker.parent for marker in markers if marker.parent.parent.parent.name == newest_date)
+    if len(folders) > 1:
+        log.info("%s %s has %d shard folders; using %s (others: %s)", wiki, newest_date, len(folders),
+                 folders[-1].name, ", ".join(folder.name for folder in folders[:-1]))
+    data.fetch_folder(folders[-1])
+    return folders[-1]
+
+
+def local_shards(shards: str | Path, cache_root: Optional[str] = None) -> Path:
+    """Return a local shard folder: `shards` itself, or, for an s3:// or gs:// URI, its copy in the cache."""
+    data = DataRoot(str(shards), cache_root)
+    if data.remote:
+        data.fetch_folder(data.local)
+    return data.local
+
+
 def iter_articles(shards: str | Path, split: str = "train", columns: Optional[Sequence[str]] = None,
                   titles: Optional[Collection[str]] = None, page_ids: Optional[Collection[int]] = None,
                   batch_rows: int = 1024) -> Iterator[dict]:
@@ -74,7 +107,7 @@ def iter_articles(shards: str | Path, split: str = "train", columns: Optional[Se
     if unknown:
         raise ValueError(f"Unknown columns {', '.join(unknown)}: the shards have {', '.join(COLUMNS)}.")
 
-    shards = Path(shards)
+    shards = local_shards(shards)
     paths = shard_paths(shards, read_json(shards / MANIFEST), split)
     condition = None
     if titles is not None:
@@ -112,7 +145,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                  "wikiextractor's output.")
     commands = parser.add_subparsers(dest="command", required=True)
     exporter = commands.add_parser("export", help="write a split as <doc> files or JSON lines")
-    exporter.add_argument("shards", type=Path, help="a shard folder (the one with _manifest.json)")
+    exporter.add_argument("shards", help="a shard folder (the one with _manifest.json), or its s3:// or gs:// URI")
     exporter.add_argument("--split", default="train", choices=SPLITS)
     exporter.add_argument("--format", default="json", choices=["json", "doc"],
                           help="json: one JSON object per line; doc: <doc> blocks (default: json)")
@@ -121,9 +154,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
 
-    if not (arguments.shards / MANIFEST).is_file():
+    try:
+        shards = local_shards(arguments.shards)
+    except StorageError as error:
+        parser.error(str(error))
+    if not (shards / MANIFEST).is_file():
         parser.error(f"{arguments.shards} has no {MANIFEST}: give a shard folder written by the pipeline")
-    count = export(arguments.shards, arguments.split, arguments.format, arguments.output, arguments.bytes)
+    count = export(shards, arguments.split, arguments.format, arguments.output, arguments.bytes)
     log.info("Exported %d articles of the %s split", count, arguments.split)
     return 0
 

@@ -140,7 +140,7 @@ class StageTask(luigi.Task):
             self.report_progress(f"downloading inputs from {self.data.root}")
         self.fetch_targets(self.input())
         if self.built_in_cache():
-            log.info("Uploading %s, built by an earlier attempt whose upload did not finish", self.output().uri)
+            log.info("Uploading %s from the local cache, where an earlier attempt built it", self.output().uri)
         else:
             produced = self.produce()
             if isinstance(produced, types.GeneratorType):

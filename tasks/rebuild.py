@@ -32,7 +32,7 @@ from typing import Optional
 
 import luigi
 
-from pipeline.data_root import SUCCESS_MARKER, DataRoot
+from pipeline.data_root import SUCCESS_MARKER, DataRoot, StorageError
 from pipeline.dump import DATE_PATTERN
 from tasks.main import TrainWikiModel
 
@@ -134,8 +134,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if arguments.keep < 1:
         parser.error(f"invalid --keep {arguments.keep}: expected 1 or more")
     # An exception (a mirror that cannot be reached, say) ends the process with status 1 and its traceback.
-    return rebuild(arguments.lang, arguments.keep, arguments.workers, arguments.local_scheduler, arguments.data_root,
-                   arguments.cache_root)
+    try:
+        return rebuild(arguments.lang, arguments.keep, arguments.workers, arguments.local_scheduler,
+                       arguments.data_root, arguments.cache_root)
+    except StorageError as error:
+        log.error("%s", error)
+        return FAILED
 
 
 if __name__ == "__main__":

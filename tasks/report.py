@@ -133,7 +133,10 @@ class WriteReport(StageTask):
                           "shards": self.data.location(shard_task.output_dir())},
             }
             report.write_report(folder, metrics, checkpoint["history"], samples)
-        log.info("Report written: %s", self.output_dir() / "report.html")
+
+    def publish_output(self) -> None:
+        super().publish_output()
+        log.info("Report written: %s", self.data.location(self.output_dir() / "report.html"))
 
     def reproduce_command(self) -> str:
         """Return the luigi command line that rebuilds this report from the same dump."""

@@ -26,6 +26,7 @@ import pyarrow.fs
 import pytest
 
 from pipeline.data_root import MULTIPART_THRESHOLD, SUCCESS_MARKER, DataRoot, StorageError
+from pipeline.dataset import find_shards, iter_articles
 from tasks.dump import DownloadDump
 from tasks.main import TrainWikiModel
 from tasks.rebuild import BUILT, UP_TO_DATE, apply_retention, complete_builds
@@ -99,6 +100,33 @@ def s3_bucket(s3_environment) -> Bucket:
     created = Bucket("s3")
     yield created
     created.remove()
+
+
+def test_stored_shards_read_as_dataset(bucket, tmp_path):
+    task = WriteShards(lang="en", date=DATE, data_root=bucket.root, mirror=str(MIRROR), processes=1, max_shard_mb=1.0,
+                       cache_root=str(tmp_path / "builder"))
+    result = luigi.build([task], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+    assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
+
+    found = find_shards(bucket.root, "en", cache_root=str(tmp_path / "reader"))
+    assert found == DataRoot(bucket.root, tmp_path / "reader").local / task.output_dir().relative_to(task.data.local)
+    assert (found / "_manifest.json").is_file()
+    folder_uri = task.data.location(task.output_dir())
+    rows = [row for split in ("train", "validation", "test") for row in iter_articles(folder_uri, split, ["page_id"])]
+    assert len(rows) == BUNDLED_ARTICLES
+    with pytest.raises(FileNotFoundError, match=f"No complete shards found in {bucket.root}/dewiki"):
+        find_shards(bucket.root, "de", cache_root=str(tmp_path / "reader"))
+
+    exported = subprocess.run([sys.executable, "-m", "pipeline.dataset", "export", folder_uri, "--split", "test"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert len(exported.stdout.splitlines()) == sum(1 for _ in iter_articles(found, "test", ["page_id"]))
+    missing = subprocess.run([sys.executable, "-m", "pipeline.dataset", "export", f"{bucket.root}/no/such/folder"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert missing.returncode == 2
+    assert f"Missing {bucket.root}/no/such/folder/_SUCCESS" in missing.stderr
 
 
 def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
@@ -210,10 +238,24 @@ def test_missing_bucket_fails_before_any_work(bucket, tmp_path):
 @pytest.mark.parametrize("root, message", [
     ("s3:///wikichar", "expected s3://BUCKET/PREFIX"),
     ("ftp://host/data", "expected a local folder or an s3:// or gs:// URI"),
+    ("s3:/wikichar/data", "expected s3://BUCKET/PREFIX"),
+    ("s3//wikichar/data", "expected s3://BUCKET/PREFIX. For a local folder, write ./s3//wikichar/data"),
+    ("GS//wikichar", "expected gs://BUCKET/PREFIX"),
 ])
 def test_invalid_data_root_is_rejected(root, message):
     with pytest.raises(StorageError, match=message):
         DataRoot(root)
+
+
+def test_rebuild_rejects_mistyped_root(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tasks.rebuild", "--lang", "en", "--local-scheduler",
+                             "--data-root", "s3//builds/wikichar"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO),
+                                              "LUIGI_CONFIG_PATH": str(_config(tmp_path / "typo.cfg", "data"))})
+    assert result.returncode == 1
+    assert "Invalid data_root 's3//builds/wikichar'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s3").exists()
 
 
 @pytest.mark.parametrize("dates, keep, deleted", [
@@ -327,7 +369,7 @@ def test_killed_uploads_never_count_as_done(s3_bucket, s3_environment, tmp_path,
     with caplog.at_level(logging.INFO, logger="tasks"):
         result = luigi.build([shards], local_scheduler=True, detailed_summary=True, log_level="WARNING")
     assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
-    assert "built by an earlier attempt whose upload did not finish" in caplog.text
+    assert "from the local cache, where an earlier attempt built it" in caplog.text
     assert shards.complete()
 
     # A third machine, with an empty cache, finishes the build from the stored outputs.
@@ -346,7 +388,16 @@ def test_killed_uploads_never_count_as_done(s3_bucket, s3_environment, tmp_path,
     # Run again from yet another machine: up to date, nothing built.
     again = _rebuild(config, tmp_path / "machine-d")
     assert again.returncode == UP_TO_DATE, again.stderr[-3000:]
-    assert _main_task(root, tmp_path / "machine-d").report_path().startswith(f"{root}/{WIKI}/{DATE}/report/")
+
+    # report-path finds the report in the bucket given --data-root, whatever the configured data root.
+    elsewhere = tmp_path / "elsewhere.cfg"
+    elsewhere.write_text(config.read_text().replace(f"data_root = {root}", f"data_root = {tmp_path / 'local-root'}"))
+    located = subprocess.run([sys.executable, "-m", "tasks", "report-path", "--lang", "en", "--data-root", root,
+                              "--cache-root", str(tmp_path / "machine-d")], cwd=REPO, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "LUIGI_CONFIG_PATH": str(elsewhere)})
+    assert located.returncode == 0, located.stderr[-3000:]
+    assert located.stdout.strip().startswith(f"{root}/{WIKI}/{DATE}/report/")
+    assert located.stdout.strip().endswith("/report.html")
 
 
 @pytest.mark.slow
