@@ -47,6 +47,10 @@ class StageTask(luigi.Task):
     folder. A stage is complete when its output exists and every stage it
     requires is complete: deleting one stage's output reruns it and every
     stage after it.
+
+    Subclasses implement produce() on local paths. With a data root on object
+    storage, those paths are in the cache folder, and run() moves the inputs
+    and the output between it and the store (see pipeline.data_root).
     """
 
     lang = luigi.Parameter(description="Wikipedia language code, such as en or de")

@@ -204,7 +204,8 @@ class ExtractDumpFile(TextSettings):
             log.info("Reused %s for %s: same bytes and settings, nothing extracted", self.data.location(source),
                      self.file_name)
             write_json(self.output().path, {**counts, "file": part, "dump_file": self.file_name,
-                                            "seconds": round(time.monotonic() - started, 3), "reused_from": self.data.location(source)})
+                                            "seconds": round(time.monotonic() - started, 3),
+                                            "reused_from": self.data.location(source)})
             return
 
         templates = None
