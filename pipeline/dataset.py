@@ -153,6 +153,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     exporter.add_argument("-b", "--bytes", type=int, default=1 << 20, help="bytes per output file (default: 1 MiB)")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    # botocore logs where it found credentials at INFO, which is noise here.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
     try:
         shards = local_shards(arguments.shards)

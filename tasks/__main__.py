@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pipeline.data_root import StorageError
 from tasks.main import TrainWikiModel
 
 
@@ -31,13 +32,20 @@ def main() -> int:
     for name in ("date", "data_root", "cache_root"):
         if getattr(arguments, name):
             options[name] = getattr(arguments, name)
-    task = TrainWikiModel(**options)
+    try:
+        task = TrainWikiModel(**options)
+        data = task.requires().data
+        if data.remote:
+            data.store.check_bucket()
+    except StorageError as error:
+        print(error, file=sys.stderr)
+        return 1
     location = task.report_path()
     if not task.requires().output().exists():
         print(f"No report yet at {location}: run luigi --module tasks TrainWikiModel --lang {arguments.lang} first.",
               file=sys.stderr)
         return 1
-    print(location if task.requires().data.remote else Path(location).resolve())
+    print(location if data.remote else Path(location).resolve())
     return 0
 
 

@@ -38,6 +38,15 @@ class StoredTarget(luigi.Target):
         return self.data.folder_complete(Path(self.path)) if self.folder else self.data.exists(Path(self.path))
 
 
+class DataRootParameter(luigi.Parameter):
+    """A data root: a local folder, or an s3:// or gs:// URI, checked when a task is created."""
+
+    def normalize(self, x):
+        # A mistyped URI fails here, before scheduling, where Luigi would only log it and keep-alive workers wait on.
+        DataRoot(str(x))
+        return str(x)
+
+
 class StageTask(luigi.Task):
     """A stage of the pipeline for one wiki and one concrete dump date.
 
@@ -55,7 +64,7 @@ class StageTask(luigi.Task):
 
     lang = luigi.Parameter(description="Wikipedia language code, such as en or de")
     date = luigi.Parameter(description="dump date, YYYYMMDD")
-    data_root = luigi.Parameter(default="data", description="folder, or s3:// or gs:// URI, for every output")
+    data_root = DataRootParameter(default="data", description="folder, or s3:// or gs:// URI, for every output")
     cache_root = luigi.Parameter(
         default="", significant=False,
         description="local folder where stages work when data_root is on object storage "

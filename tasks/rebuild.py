@@ -84,6 +84,8 @@ def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root
                **({"cache_root": cache_root} if cache_root else {})}
     latest = TrainWikiModel(**options)
     data = DataRoot(latest.data_root, latest.cache_root or None)
+    if data.remote:
+        data.store.check_bucket()
     wiki_dir = data.local / latest.wiki
     wiki_dir.mkdir(parents=True, exist_ok=True)
 
@@ -110,7 +112,8 @@ def rebuild(lang: str, keep: int, workers: int, local_scheduler: bool, data_root
         result = luigi.build([task], workers=workers, local_scheduler=local_scheduler, detailed_summary=True)
         if result.status not in (luigi.execution_summary.LuigiStatusCode.SUCCESS,
                                  luigi.execution_summary.LuigiStatusCode.SUCCESS_WITH_RETRY) or not task.complete():
-            log.error("The build of %s %s failed: %s", latest.wiki, date, result.summary_text)
+            log.error("The build of %s %s failed. The failed task logged its error above; Luigi's summary: %s",
+                      latest.wiki, date, result.summary_text)
             return FAILED
         log.info("Built %s %s: %s", latest.wiki, date, task.report_path())
         apply_retention(data, latest.wiki, keep)

@@ -247,15 +247,32 @@ def test_invalid_data_root_is_rejected(root, message):
         DataRoot(root)
 
 
-def test_rebuild_rejects_mistyped_root(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "tasks.rebuild", "--lang", "en", "--local-scheduler",
-                             "--data-root", "s3//builds/wikichar"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO),
-                                              "LUIGI_CONFIG_PATH": str(_config(tmp_path / "typo.cfg", "data"))})
-    assert result.returncode == 1
+@pytest.mark.parametrize("command, status", [
+    (["-m", "tasks.rebuild", "--lang", "en", "--local-scheduler"], 1),
+    (["-m", "tasks", "report-path", "--lang", "en"], 1),
+    # Luigi's unhandled_exception code from luigi.cfg: the task cannot even be created.
+    (["-m", "luigi", "--module", "tasks", "TrainWikiModel", "--lang", "en", "--local-scheduler"], 40),
+])
+def test_mistyped_root_fails_at_once(tmp_path, command, status):
+    config = _config(tmp_path / "typo.cfg", "data")
+    result = subprocess.run([sys.executable, *command, "--data-root", "s3//builds/wikichar"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "LUIGI_CONFIG_PATH": str(config)})
+    assert result.returncode == status, result.stderr[-3000:]
     assert "Invalid data_root 's3//builds/wikichar'" in result.stderr
+    assert not (REPO / "s3").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "tasks.rebuild", "--lang", "en", "--local-scheduler"],
+    ["-m", "tasks", "report-path", "--lang", "en"],
+])
+def test_missing_bucket_named_by_commands(s3_environment, tmp_path, command):
+    config = _config(tmp_path / "missing.cfg", "s3://no-such-bucket/wikichar")
+    result = subprocess.run([sys.executable, *command, "--cache-root", str(tmp_path / "cache")], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "LUIGI_CONFIG_PATH": str(config)})
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Cannot use the bucket s3://no-such-bucket" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "s3").exists()
 
 
 @pytest.mark.parametrize("dates, keep, deleted", [
