@@ -7,7 +7,7 @@ from luigi.util import requires
 
 from pipeline.articles import iter_texts
 from pipeline.shards import MANIFEST, shard_paths
-from pipeline.storage import atomic_path, read_json, write_json
+from pipeline.storage import atomic_path, file_digest, read_json, write_json
 from pipeline.tokens import encode_texts, token_dtype
 from pipeline.vocabulary import Vocabulary
 from tasks.base import StageTask
@@ -21,7 +21,7 @@ class EncodeTokens(StageTask):
     """Turn the train and validation shards into flat token files that training memory-maps.
 
     Output: a folder with train.bin, validation.bin (vocabulary ids, articles
-    joined by a blank line) and tokens.json (their lengths and type).
+    joined by a blank line) and tokens.json (their lengths, type and sha256).
     """
 
     stage = "tokens"
@@ -44,6 +44,8 @@ class EncodeTokens(StageTask):
                 self.report_progress(f"encoding the {split} split")
                 lengths[split] = encode_texts(iter_texts(shard_paths(shard_dir, manifest, split)), vocabulary,
                                               folder / f"{split}.bin")
+            # The digests let training find a model trained on the same tokens for another dump date.
+            digests = {split: file_digest(folder / f"{split}.bin", "sha256") for split in SPLITS}
             write_json(folder / "tokens.json", {"tokens": lengths, "dtype": str(token_dtype(vocabulary.size)),
-                                                "vocabulary_fingerprint": vocabulary.fingerprint,
+                                                "sha256": digests, "vocabulary_fingerprint": vocabulary.fingerprint,
                                                 "settings": self.settings()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import subprocess
 import sys
@@ -15,12 +16,14 @@ from luigi.util import inherits
 
 from pipeline import train
 from pipeline.model import load_checkpoint
-from pipeline.storage import atomic_path, write_json
+from pipeline.storage import atomic_path, read_json, write_json
 from pipeline.tokens import open_tokens
 from pipeline.vocabulary import Vocabulary
 from tasks.base import StageTask
 from tasks.tokens import EncodeTokens
 from tasks.vocabulary import BuildVocabulary
+
+log = logging.getLogger(__name__)
 
 
 @inherits(EncodeTokens)
@@ -100,6 +103,14 @@ class TrainModel(StageTask):
         settings.check()
         if self.nproc_per_node < 1:
             raise ValueError(f"Invalid nproc_per_node {self.nproc_per_node}: expected 1 or more.")
+
+        # A later dump date whose tokens did not change gives the same model: copy it instead of training.
+        key = self.reuse_key()
+        earlier = self.earlier_model(key) if key else None
+        if earlier is not None:
+            self.reuse_model(earlier, key)
+            return
+
         work_dir = self.work_dir()
         work_dir.mkdir(parents=True, exist_ok=True)
         vocabulary_path = self.input()["vocabulary"].path
@@ -111,12 +122,45 @@ class TrainModel(StageTask):
             self.data.fetch(checkpoint_path)
         with self.data.uploading_changes(checkpoint_path, self.checkpoint_upload_seconds):
             checkpoint, threads = self.run_training(settings, work_dir, vocabulary_path, tokens_dir)
-        summary = self.summary(checkpoint, settings, threads)
+        summary = {**self.summary(checkpoint, settings, threads), "reuse_key": key}
 
         with atomic_path(self.output().path, directory=True) as folder:
             shutil.copyfile(checkpoint_path, folder / "model.pt")
             write_json(folder / "training.json", summary)
         self.data.remove_tree(work_dir)
+
+    def reuse_key(self) -> Optional[dict]:
+        """Return what fixes the trained model: the tokens' sha256, the vocabulary and the training settings.
+
+        None for token files written before tokens.json listed their sha256.
+        """
+        tokens = read_json(self.requires()["tokens"].output_dir() / "tokens.json")
+        if "sha256" not in tokens:
+            return None
+        return {"tokens_sha256": tokens["sha256"], "vocabulary_fingerprint": tokens["vocabulary_fingerprint"],
+                "training": self.stage_settings()}
+
+    def earlier_model(self, key: dict) -> Optional[Path]:
+        """Return the model folder of another dump date of this wiki trained on the same tokens the same way."""
+        for summary_path in self.data.glob(f"{self.wiki}/*/{self.stage}/{self.stage_name()}-*/training.json"):
+            if summary_path.parent == self.output_dir():
+                continue
+            self.data.fetch(summary_path)
+            if read_json(summary_path).get("reuse_key") == key and self.data.exists(summary_path.parent / "model.pt"):
+                self.data.fetch(summary_path.parent / "model.pt")
+                return summary_path.parent
+        return None
+
+    def reuse_model(self, source: Path, key: dict) -> None:
+        """Write this stage's output from the model in `source`, trained for another dump date."""
+        location = self.data.location(source)
+        self.report_progress(f"copying the model trained on the same tokens from {location}")
+        summary = read_json(source / "training.json")
+        with atomic_path(self.output().path, directory=True) as folder:
+            shutil.copyfile(source / "model.pt", folder / "model.pt")
+            write_json(folder / "training.json", {**summary, "settings": self.settings(), "reuse_key": key,
+                                                  "reused_from": location})
+        log.info("Reused %s: trained on the same tokens with the same settings, nothing trained", location)
 
     def run_training(self, settings: train.TrainingSettings, work_dir: Path, vocabulary_path: str,
               tokens_dir: Path) -> tuple[dict, Optional[int]]:

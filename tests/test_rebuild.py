@@ -14,10 +14,12 @@ import boto3
 import luigi
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from pipeline.data_root import DataRoot
 from tasks.rebuild import ALREADY_RUNNING, BUILT, LOCK_NAME, UP_TO_DATE, apply_retention
 from tasks.shards import WriteShards
+from tasks.train import TrainModel
 
 from conftest import REPO, TINY
 from mirror_tree import SPLIT_DATE, WIKI
@@ -128,19 +130,22 @@ def reuse_root(request, tmp_path) -> str:
 def test_unchanged_dump_is_reused_not_fetched(dump_mirror, reuse_root, tmp_path):
     base, folder, handler = dump_mirror
 
+    model_settings = {name: value for name, value in TINY.items() if name in dict(TrainModel.get_params())}
+
     # With a bucket, each date is built on its own machine (cache folder), so reuse goes through the store.
-    def build(date: str) -> DataRoot:
+    def build(date: str) -> TrainModel:
         luigi.task_register.Register.clear_instance_cache()
-        task = WriteShards(lang="en", date=date, data_root=reuse_root, mirror=base, max_shard_mb=1.0, processes=1,
-                           cache_root=str(tmp_path / f"cache-{date}"))
+        task = TrainModel(date=date, data_root=reuse_root, mirror=base, processes=1,
+                          cache_root=str(tmp_path / f"cache-{date}"), **model_settings)
         result = luigi.build([task], local_scheduler=True, detailed_summary=True, log_level="WARNING")
         assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
-        return task.data
+        return task
 
-    build("20160501")
+    old_model = build("20160501")
     _publish_newer_run(folder)
     handler.log.clear()
-    data = build(NEWER_DATE)
+    new_model = build(NEWER_DATE)
+    data = new_model.data
 
     # Only the run's status was read (once per entry into the download task's run()): both files have
     # the sha1 of files already verified for 20160501.
@@ -159,3 +164,15 @@ def test_unchanged_dump_is_reused_not_fetched(dump_mirror, reuse_root, tmp_path)
     reused = pq.read_table(stats_path.parent / part["file"])
     original = pq.read_table(old_stats_path.parent / old_part["file"])
     assert reused.replace_schema_metadata(None).equals(original.replace_schema_metadata(None))
+
+    # The tokens are the same, so the model is copied, not trained again.
+    old_folder = data.local / old_model.output_dir().relative_to(old_model.data.local)
+    data.fetch_folder(new_model.output_dir())
+    data.fetch_folder(old_folder)
+    summary = json.loads((new_model.output_dir() / "training.json").read_text())
+    assert "/20160501/model/" in summary["reused_from"]
+    assert summary["settings"] == new_model.settings()
+    new_weights = torch.load(new_model.output_dir() / "model.pt", weights_only=True)["model"]
+    old_weights = torch.load(old_folder / "model.pt", weights_only=True)["model"]
+    assert new_weights.keys() == old_weights.keys()
+    assert all(torch.equal(new_weights[name], old_weights[name]) for name in new_weights)
