@@ -74,6 +74,8 @@ def _sections(metrics: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]
                   f"embedding size {metrics['embedding_size']}, {metrics['parameters']:,} parameters"),
         ("Training", f"{metrics['steps']} steps (ended by {metrics['stopped_by']}) in {metrics['training_seconds']:.0f} s "
                      f"on {metrics['device']}, {metrics['characters_per_second']:,.0f} characters/s"),
+        *([("Model reused from", f"{metrics['model_reused_from']} (trained on the same tokens with the same settings)")]
+          if metrics.get("model_reused_from") else []),
         ("Final training bits per character", f"{metrics['train_bpc']:.3f}" if metrics["train_bpc"] is not None else "n/a"),
         ("Validation bits per character", f"{metrics['val_bpc']:.3f}"),
         ("Unigram baseline", f"{metrics['unigram_bpc']:.3f}"),

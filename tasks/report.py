@@ -123,6 +123,7 @@ class WriteReport(StageTask):
                 "stopped_by": training["stopped_by"],
                 "training_seconds": training["training_seconds"],
                 "characters_per_second": training["characters_per_second"],
+                "model_reused_from": training.get("reused_from"),
                 "device": training["device"],
                 "train_bpc": training["train_bpc"],
                 "val_bpc": training["val_bpc"],

@@ -57,3 +57,9 @@ def test_write_report_files(tmp_path):
 def test_markdown_fence_longer_than_sample_backticks():
     text = render_markdown(_metrics(), [{"prompt": "a", "temperature": 1.0, "text": "```` b"}])
     assert "`````text\na```` b\n`````" in text
+
+
+def test_model_card_names_reused_model():
+    source = "s3://builds/wikichar/enwiki/20160501/model/lstm-1x8-abc"
+    assert f"Model reused from | {source}" in render_markdown(_metrics(model_reused_from=source), SAMPLES)
+    assert "Model reused from" not in render_markdown(_metrics(model_reused_from=None), SAMPLES)
