@@ -158,18 +158,26 @@ class StageTask(luigi.Task):
             produced = self.produce()
             if isinstance(produced, types.GeneratorType):
                 yield from produced
+            if self.data.remote:
+                self.unpublished_marker().touch()
         self.publish_output()
 
-    def built_in_cache(self) -> bool:
-        """Return True if the output is whole in the local cache but not in the object store.
+    def unpublished_marker(self) -> Path:
+        """Return the local file that says this stage's output was built here but not yet uploaded."""
+        output = Path(self.output().path)
+        return output.with_name(f"{output.name}.unpublished")
 
-        Local outputs appear by a rename, so one that exists is complete: an
-        attempt that was cut off while uploading is finished by uploading it,
-        not by building it again.
+    def built_in_cache(self) -> bool:
+        """Return True if this machine built the output and was cut off while uploading it.
+
+        The output's files appeared by renames before the marker was written,
+        so they are whole and only need uploading. A copy in the cache that
+        was downloaded, or whose upload finished, has no marker: once its
+        stored output is deleted, the stage is built again.
         """
         output = self.output()
-        return isinstance(output, StoredTarget) and Path(output.path).exists() and all(
-            path.exists() for path in self.companion_files())
+        return isinstance(output, StoredTarget) and self.unpublished_marker().exists() and \
+            Path(output.path).exists() and all(path.exists() for path in self.companion_files())
 
     def produce(self):
         """Build this stage's output from local files; the subclass's work."""
@@ -194,6 +202,7 @@ class StageTask(luigi.Task):
             self.data.publish_folder(Path(output.path))
         else:
             self.data.publish(*self.companion_files(), Path(output.path))
+        self.unpublished_marker().unlink(missing_ok=True)
 
     def report_progress(self, message: str, fraction: Optional[float] = None) -> None:
         """Show progress in the scheduler; a no-op when not run by a Luigi worker."""

@@ -389,6 +389,17 @@ def test_killed_uploads_never_count_as_done(s3_bucket, s3_environment, tmp_path,
     assert "from the local cache, where an earlier attempt built it" in caplog.text
     assert shards.complete()
 
+    # Once uploaded, the cached copy no longer stands in for the stored output: deleting that rebuilds it.
+    s3_bucket.client.delete_object(Bucket=BUCKET, Key=shard_prefix + SUCCESS_MARKER)
+    caplog.clear()
+    luigi.task_register.Register.clear_instance_cache()
+    with caplog.at_level(logging.INFO, logger="tasks"):
+        result = luigi.build([shards], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+    assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
+    assert "from the local cache" not in caplog.text
+    assert "Stage shards finished" in caplog.text
+    assert shards.complete()
+
     # A third machine, with an empty cache, finishes the build from the stored outputs.
     built = _rebuild(config, tmp_path / "machine-c")
     assert built.returncode == BUILT, built.stderr[-3000:]
