@@ -163,7 +163,7 @@ class StageTask(luigi.Task):
         self.publish_output()
 
     def unpublished_marker(self) -> Path:
-        """Return the local file that says this stage's output was built here but not yet uploaded."""
+        """Return the local file that marks this stage's output as built here but not yet uploaded."""
         output = Path(self.output().path)
         return output.with_name(f"{output.name}.unpublished")
 
