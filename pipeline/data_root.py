@@ -145,7 +145,8 @@ class S3Store(ObjectStore):
             if response.get("Errors"):
                 first = response["Errors"][0]
                 raise StorageError(f"Failed to delete {len(response['Errors'])} objects, such as "
-                                   f"{self.uri(first['Key'])}: {first.get('Message', first.get('Code'))}")
+                                   f"{self.uri(first['Key'])}: {first.get('Message', first.get('Code'))}. Check that the "
+                                   "credentials may delete objects in this bucket.")
 
 
 class GCSStore(ObjectStore):

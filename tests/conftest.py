@@ -285,8 +285,8 @@ class KillSwitch:
     `arm(pid, pattern)` sets the process and a regular expression matched
     against the request path (/bucket/key). The first matching PUT kills the
     process before the store receives the object, as a machine lost mid-upload
-    would, and answers the dead process's request with a 503. `fired` is set
-    once it has done so.
+    would, and responds to the dead process's request with a 503. `fired` is
+    set once it has done so.
     """
 
     def __init__(self, app):

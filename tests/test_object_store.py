@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import luigi
 import pyarrow.dataset
 import pyarrow.fs
@@ -35,6 +34,7 @@ from tasks.shards import WriteShards
 from tasks.text import ExtractText
 from tasks.train import TrainModel
 
+from buckets import Bucket
 from conftest import BUNDLED_ARTICLES, MIRROR, REPO, TINY, terminate_once_training
 
 BUCKET = "builds"
@@ -42,54 +42,11 @@ DATE = "20160501"
 WIKI = "enwiki"
 
 
-class Bucket:
-    """The test bucket, read and written with the store's own client, not with the code under test."""
-
-    def __init__(self, scheme: str):
-        self.scheme = scheme
-        self.root = f"{scheme}://{BUCKET}/wikichar"
-        if scheme == "s3":
-            self.client = boto3.client("s3")
-            self.client.create_bucket(Bucket=BUCKET)
-        else:
-            from google.cloud import storage
-
-            self.client = storage.Client()
-            self.bucket = self.client.create_bucket(BUCKET)
-
-    def put(self, key: str, body: bytes) -> None:
-        if self.scheme == "s3":
-            self.client.put_object(Bucket=BUCKET, Key=key, Body=body)
-        else:
-            self.bucket.blob(key).upload_from_string(body)
-
-    def get(self, key: str) -> bytes:
-        if self.scheme == "s3":
-            return self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        return self.bucket.blob(key).download_as_bytes()
-
-    def keys(self, prefix: str = "") -> list[str]:
-        if self.scheme == "gs":
-            return sorted(blob.name for blob in self.client.list_blobs(BUCKET, prefix=prefix))
-        keys = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-            keys.extend(entry["Key"] for entry in page.get("Contents", []))
-        return sorted(keys)
-
-    def remove(self) -> None:
-        if self.scheme == "gs":
-            self.bucket.delete(force=True)
-            return
-        for key in self.keys():
-            self.client.delete_object(Bucket=BUCKET, Key=key)
-        self.client.delete_bucket(Bucket=BUCKET)
-
-
 @pytest.fixture(params=["s3", "gs"])
 def bucket(request) -> Bucket:
     """An empty bucket in an S3-compatible store or a Google Cloud Storage emulator, both on 127.0.0.1."""
     request.getfixturevalue("s3_environment" if request.param == "s3" else "gcs_environment")
-    created = Bucket(request.param)
+    created = Bucket(request.param, BUCKET)
     yield created
     created.remove()
 
@@ -97,7 +54,7 @@ def bucket(request) -> Bucket:
 @pytest.fixture
 def s3_bucket(s3_environment) -> Bucket:
     """The bucket in the S3-compatible store, whose KillSwitch can kill a worker mid-upload."""
-    created = Bucket("s3")
+    created = Bucket("s3", BUCKET)
     yield created
     created.remove()
 
@@ -389,7 +346,7 @@ def test_killed_uploads_never_count_as_done(s3_bucket, s3_environment, tmp_path,
     assert "from the local cache, where an earlier attempt built it" in caplog.text
     assert shards.complete()
 
-    # Once uploaded, the cached copy no longer stands in for the stored output: deleting that rebuilds it.
+    # Once uploaded, the cached copy no longer replaces the stored output, so deleting that output rebuilds it.
     s3_bucket.client.delete_object(Bucket=BUCKET, Key=shard_prefix + SUCCESS_MARKER)
     caplog.clear()
     luigi.task_register.Register.clear_instance_cache()
@@ -430,7 +387,7 @@ def test_killed_uploads_never_count_as_done(s3_bucket, s3_environment, tmp_path,
 
 @pytest.mark.slow
 def test_whole_build_on_gcs(gcs_environment, tmp_path):
-    bucket = Bucket("gs")
+    bucket = Bucket("gs", BUCKET)
     try:
         built = _rebuild(_config(tmp_path / "gcs.cfg", bucket.root), tmp_path / "machine-a")
         assert built.returncode == BUILT, built.stderr[-3000:]

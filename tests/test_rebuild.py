@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import luigi
 import pyarrow.parquet as pq
 import pytest
@@ -21,6 +20,7 @@ from tasks.rebuild import ALREADY_RUNNING, BUILT, LOCK_NAME, UP_TO_DATE, apply_r
 from tasks.shards import WriteShards
 from tasks.train import TrainModel
 
+from buckets import Bucket
 from conftest import REPO, TINY
 from mirror_tree import SPLIT_DATE, WIKI
 
@@ -118,13 +118,9 @@ def reuse_root(request, tmp_path) -> str:
         yield str(tmp_path / "data")
         return
     request.getfixturevalue("s3_environment")
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="reuse")
-    yield "s3://reuse/builds"
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket="reuse"):
-        for entry in page.get("Contents", []):
-            client.delete_object(Bucket="reuse", Key=entry["Key"])
-    client.delete_bucket(Bucket="reuse")
+    bucket = Bucket("s3", "reuse", "builds")
+    yield bucket.root
+    bucket.remove()
 
 
 def test_unchanged_dump_is_reused_not_fetched(dump_mirror, reuse_root, tmp_path):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-import boto3
 import luigi
 import pytest
 
 from pipeline.dump import CONTENT_EXPORT, DumpError, Mirror, resolve_latest_date
 from tasks.text import ExtractText
 
+from buckets import Bucket
 from conftest import BUNDLED_ARTICLES
 from mirror_tree import CONTENT_DATE, SPLIT_DATE, WIKI
 
@@ -23,17 +23,12 @@ PREFIX = "wikimedia/mirror"
 @pytest.fixture
 def s3_mirror(s3_environment, mirror_tree_template):
     """Upload the mirror tree under s3://dumps/wikimedia/mirror; yields that base URL."""
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=BUCKET)
+    bucket = Bucket("s3", BUCKET, PREFIX)
     for path in mirror_tree_template.rglob("*"):
         if path.is_file():
-            key = f"{PREFIX}/{path.relative_to(mirror_tree_template).as_posix()}"
-            client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes())
-    yield f"s3://{BUCKET}/{PREFIX}"
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        for entry in page.get("Contents", []):
-            client.delete_object(Bucket=BUCKET, Key=entry["Key"])
-    client.delete_bucket(Bucket=BUCKET)
+            bucket.put(f"{PREFIX}/{path.relative_to(mirror_tree_template).as_posix()}", path.read_bytes())
+    yield bucket.root
+    bucket.remove()
 
 
 def test_s3_lists_dates_and_picks_complete_runs(s3_mirror):

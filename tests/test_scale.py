@@ -12,12 +12,12 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import boto3
 import pytest
 import torch
 
 from pipeline.data_root import DataRoot
 
+from buckets import Bucket
 from conftest import REPO, TINY
 from mirror_tree import SPLIT_DATE, WIKI
 
@@ -89,14 +89,9 @@ def data_root(request, tmp_path) -> str:
         yield str(tmp_path / "data")
         return
     request.getfixturevalue("s3_environment")
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="scale")
-    yield "s3://scale/builds"
-    keys = [entry["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket="scale")
-            for entry in page.get("Contents", [])]
-    for key in keys:
-        client.delete_object(Bucket="scale", Key=key)
-    client.delete_bucket(Bucket="scale")
+    bucket = Bucket("s3", "scale", "builds")
+    yield bucket.root
+    bucket.remove()
 
 
 def test_two_workers_build_once_together(luigid, dump_mirror, data_root, tmp_path):
